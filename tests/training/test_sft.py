@@ -90,3 +90,16 @@ def test_partial_finetune_rejects_too_many_layers(tiny_model_dir, tiny_config):
     model, tok = load_model(tiny_config.model, str(tiny_model_dir))
     with pytest.raises(DataError, match="only 2 blocks"):
         run_sft(model, tok, _rows(tok), TrainConfig(trainable_layers=5), seed=0)
+
+
+def test_trainer_checkpoints_resume_and_are_removed_after(tiny_model_dir, tiny_config, tmp_path):
+    model, tok = load_model(tiny_config.model, str(tiny_model_dir))
+    cfg = TrainConfig(learning_rate=1e-3, epochs=1, batch_size=2, max_length=64, save_trainer_checkpoints=True)
+    seen = []
+
+    def hook(step, m):
+        seen.append(sorted(p.name for p in (tmp_path / "work").glob("checkpoint-*")))
+
+    run_sft(model, tok, _rows(tok), cfg, seed=0, work_dir=tmp_path / "work", hook_steps={4}, hook=hook)
+    assert seen and seen[0]  # a resumable checkpoint existed during training
+    assert not (tmp_path / "work").exists()
