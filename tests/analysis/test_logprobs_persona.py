@@ -63,7 +63,7 @@ def test_local_loader_and_errors(tmp_path):
     with pytest.raises(DataError, match="power-seeking"):
         load_persona_items(PersonaConfig(source=str(tmp_path)), "power-seeking-inclination")
     (d / "bad.jsonl").write_text('{"question": "x"}\n')
-    with pytest.raises(DataError, match="bad.jsonl:1"):
+    with pytest.raises(DataError, match="bad.jsonl line 1"):
         load_persona_items(PersonaConfig(source=str(tmp_path)), "bad")
 
 
