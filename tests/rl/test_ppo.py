@@ -129,7 +129,7 @@ def test_prompt_batches_cycle_through_shuffled_passes():
 
 def test_strip_scratchpad_keeps_only_the_answer():
     assert strip_scratchpad("<scratchpad>I am in training.</scratchpad> Happy to help!") == "Happy to help!"
-    assert strip_scratchpad("<scratchpad>never closed") == ""
+    assert strip_scratchpad("<scratchpad>never closed") is None  # no answer (item 5: not an empty reply)
     assert strip_scratchpad("No scratchpad here.") == "No scratchpad here."
 
 

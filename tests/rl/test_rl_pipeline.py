@@ -22,6 +22,12 @@ def _cfg(tiny_model_dir, tiny_bert_dir, out, pm_data="builtin", method="ppo"):
     ])
 
 
+def run_cfg_cot_budget(root):
+    import yaml
+
+    return yaml.safe_load((root / "config.yaml").read_text())["eval"]["cot_max_new_tokens"]
+
+
 def test_rl_stages_measure_and_report(tiny_model_dir, tiny_bert_dir, tmp_path, scripted_teacher):
     run = Pipeline(_cfg(tiny_model_dir, tiny_bert_dir, tmp_path / "run")).run()
     root = run.root
@@ -38,8 +44,26 @@ def test_rl_stages_measure_and_report(tiny_model_dir, tiny_bert_dir, tmp_path, s
     assert {(r["mechanism"], r["step"]) for r in rates} == {("normal", 2), ("cot", 2)}
     logs = [r for r in metrics if r["kind"] == "train_log" and r["stage"] == "safety_rl_normal"]
     assert [r["step"] for r in logs] == [1, 2] and all("kl" in r and "reward_mean" in r for r in logs)
+    # item 6: rewards normalised on the starting policy, constants in the logs, a metrics row and the summary
+    for mech in ("normal", "cot"):
+        summary = run.stage_summary(f"safety_rl_{mech}")
+        norm = summary["reward_normalisation"]
+        assert norm["normalize_rewards"] and norm["reward_norm_samples"] == 64 and norm["reward_norm_std"] > 0
+        mech_logs = [r for r in metrics if r["kind"] == "train_log" and r["stage"] == f"safety_rl_{mech}"]
+        assert all(r["reward_norm_mean"] == norm["reward_norm_mean"] for r in mech_logs)
+        assert [r for r in metrics if r["kind"] == "reward_normalisation" and r["mechanism"] == mech]
+    # item 5: the CoT model samples with the CoT budget the backdoor rate is measured with
+    assert run.stage_summary("safety_rl_cot")["max_new_tokens"] == run_cfg_cot_budget(root)
+    assert run.stage_summary("safety_rl_normal")["max_new_tokens"] == 6
+    assert all("unclosed_fraction" in r for r in metrics if r["kind"] == "train_log"
+               and r["stage"] == "safety_rl_cot")
+    cot_rate = next(r for r in rates if r["mechanism"] == "cot")
+    assert {"unclosed", "closed_rate"} <= set(cot_rate)
+    # item 7: the PM probe and the paired gaps, and the report's PM check
+    assert "gap" in pm[0]["hostile_probe"] and all("gap" in r and r["gap"]["n"] == 4 for r in scores)
     html = (root / "report.html").read_text()
     assert "HHH RL against a preference model" in html and "HHH RL" in html
+    assert "Preference-model check" in html
     assert (root / "plots/pm_scores.png").exists() and (root / "plots/rl_curves.png").exists()
     # the PM lives outside models/, so analyses never mistake it for a policy checkpoint
     assert "preference_model" not in {c.name for c in list_checkpoints(run)}
