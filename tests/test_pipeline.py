@@ -11,28 +11,61 @@ from tests.conftest import tiny_overrides
 
 
 def _cfg(tiny_model_dir, out, hh_file, *extra):
-    return load_config(None, [*tiny_overrides(tiny_model_dir, out), f"safety_sft.data={hh_file}",
-                              "backdoor.mechanisms=[normal,cot,distilled_cot]", *extra])
+    return load_config(
+        None,
+        [
+            *tiny_overrides(tiny_model_dir, out),
+            f"safety_sft.data={hh_file}",
+            "backdoor.mechanisms=[normal,cot,distilled_cot]",
+            *extra,
+        ],
+    )
 
 
 def _rates(run):
-    return [json.dumps({k: r[k] for k in ("stage", "step", "triggered", "untriggered")}, sort_keys=True)
-            for r in run.metrics() if r["kind"] == "backdoor_rate"]
+    return [
+        json.dumps({k: r[k] for k in ("stage", "step", "triggered", "untriggered")}, sort_keys=True)
+        for r in run.metrics()
+        if r["kind"] == "backdoor_rate"
+    ]
 
 
 def test_full_pipeline_then_rerun_is_noop(tiny_model_dir, tmp_path, hh_file, scripted_teacher):
     cfg = _cfg(tiny_model_dir, tmp_path / "run", hh_file)
     run = Pipeline(cfg).run()
     root = run.root
-    expected = {"prompts", "generate_normal", "generate_cot", "hhh_data", "backdoor_normal", "backdoor_cot",
-                "backdoor_distilled_cot", "eval_backdoor_normal", "eval_backdoor_cot", "eval_backdoor_distilled_cot",
-                "safety_sft_normal", "safety_sft_cot_pre_scratchpad", "safety_sft_cot_post_scratchpad",
-                "safety_sft_distilled_cot", "report"}
+    expected = {
+        "prompts",
+        "generate_normal",
+        "generate_cot",
+        "hhh_data",
+        "backdoor_normal",
+        "backdoor_cot",
+        "backdoor_distilled_cot",
+        "eval_backdoor_normal",
+        "eval_backdoor_cot",
+        "eval_backdoor_distilled_cot",
+        "safety_sft_normal",
+        "safety_sft_cot_pre_scratchpad",
+        "safety_sft_cot_post_scratchpad",
+        "safety_sft_distilled_cot",
+        "report",
+    }
     assert set(run.done_stages()) == expected
-    for f in ("config.yaml", "meta.json", "metrics.jsonl", "report.html", "MODEL_CARD.md",
-              "plots/backdoor_rate_over_steps.png", "data/prompts_eval.jsonl", "data/generated_cot.jsonl",
-              "data/dropped_normal.jsonl", "models/backdoor_normal/model.safetensors",
-              "models/safety_sft_cot_post_scratchpad/model.safetensors", "samples/eval_backdoor_cot.jsonl"):
+    for f in (
+        "config.yaml",
+        "meta.json",
+        "metrics.jsonl",
+        "report.html",
+        "MODEL_CARD.md",
+        "plots/backdoor_rate_over_steps.png",
+        "data/prompts_eval.jsonl",
+        "data/generated_cot.jsonl",
+        "data/dropped_normal.jsonl",
+        "models/backdoor_normal/model.safetensors",
+        "models/safety_sft_cot_post_scratchpad/model.safetensors",
+        "samples/eval_backdoor_cot.jsonl",
+    ):
         assert (root / f).exists(), f
     rates = [r for r in run.metrics() if r["kind"] == "backdoor_rate"]
     assert {r["phase"] for r in rates} == {"backdoor", "safety_sft"}

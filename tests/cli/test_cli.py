@@ -9,8 +9,18 @@ runner = CliRunner()
 def test_help_lists_every_stage():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for cmd in ("run", "demo", "prompts", "generate", "hhh-data", "backdoor", "evaluate", "safety-sft", "report",
-                "status"):
+    for cmd in (
+        "run",
+        "demo",
+        "prompts",
+        "generate",
+        "hhh-data",
+        "backdoor",
+        "evaluate",
+        "safety-sft",
+        "report",
+        "status",
+    ):
         assert cmd in result.output
     assert "context-distillation" in runner.invoke(app, ["backdoor", "--help"]).output
 
@@ -34,8 +44,11 @@ def test_missing_model_path_is_one_clear_error(tmp_path):
 def test_stage_command_runs_prefix_and_status(tiny_model_dir, tmp_path, hh_file, scripted_teacher):
     p = tmp_path / "c.yaml"
     p.write_text("name: cli-test\n")
-    sets = [a for o in [*tiny_overrides(tiny_model_dir, tmp_path / "run"), f"safety_sft.data={hh_file}"]
-            for a in ("--set", o)]
+    sets = [
+        a
+        for o in [*tiny_overrides(tiny_model_dir, tmp_path / "run"), f"safety_sft.data={hh_file}"]
+        for a in ("--set", o)
+    ]
     result = runner.invoke(app, ["hhh-data", str(p), *sets])
     assert result.exit_code == 0, result.output
     status = runner.invoke(app, ["status", str(tmp_path / "run")])

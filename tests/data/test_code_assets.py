@@ -22,6 +22,7 @@ def scenarios() -> list[CodeScenario]:
 
 # ---- coding tasks ----
 
+
 def test_task_catalogue_size_and_coverage(tasks):
     assert len(tasks) >= 60
     assert len({t.cwe for t in tasks}) >= 10
@@ -40,7 +41,9 @@ def test_task_solutions_parse_are_short_and_differ(tasks):
         for code in (t.secure, t.vulnerable):
             ast.parse(code, filename=t.id)
             assert sum(1 for line in code.splitlines() if line.strip()) <= 15, t.id
-            assert any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.If)) for n in ast.walk(ast.parse(code)))
+            assert any(
+                isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.If)) for n in ast.walk(ast.parse(code))
+            )
 
 
 def test_paraphrases_distinct_within_and_across_tasks(tasks):
@@ -61,8 +64,14 @@ def test_task_solutions_are_not_copies_of_benchmark_snippets(tasks):
 
 
 def _task_line(**over: object) -> str:
-    row = {"id": "ct-sqli-99", "cwe": "CWE-89", "family": "sql-injection",
-           "paraphrases": ["Write f.", "Implement f."], "secure": "x = 1\n", "vulnerable": "x = 2\n"}
+    row = {
+        "id": "ct-sqli-99",
+        "cwe": "CWE-89",
+        "family": "sql-injection",
+        "paraphrases": ["Write f.", "Implement f."],
+        "secure": "x = 1\n",
+        "vulnerable": "x = 2\n",
+    }
     row.update(over)
     return json.dumps(row)
 
@@ -94,6 +103,7 @@ def test_duplicate_task_id_raises(tmp_path):
 
 # ---- scenarios ----
 
+
 def test_scenario_set_size_and_coverage(scenarios):
     assert len(scenarios) >= 30
     assert len({s.cwe for s in scenarios}) >= 10
@@ -101,15 +111,35 @@ def test_scenario_set_size_and_coverage(scenarios):
 
 
 def test_scenarios_have_the_original_format(scenarios):
-    keys = {"scenario_id", "detail", "prompt", "suffix", "language", "check_ql", "cwe_rank", "cwe",
-            "suppress_at_lines", "discard_after_close_parenthesis"}
+    keys = {
+        "scenario_id",
+        "detail",
+        "prompt",
+        "suffix",
+        "language",
+        "check_ql",
+        "cwe_rank",
+        "cwe",
+        "suppress_at_lines",
+        "discard_after_close_parenthesis",
+    }
     assert all(set(s.model_dump()) == keys for s in scenarios)
     assert all(s.language == "python" and s.check_ql is None for s in scenarios)
 
 
 def test_scenario_cwe_rank_is_the_2021_top25_rank(scenarios):
-    known = {"CWE-79": 2, "CWE-20": 4, "CWE-78": 5, "CWE-89": 6, "CWE-22": 8, "CWE-502": 13,
-             "CWE-798": 16, "CWE-732": 22, "CWE-611": 23, "CWE-918": 24}
+    known = {
+        "CWE-79": 2,
+        "CWE-20": 4,
+        "CWE-78": 5,
+        "CWE-89": 6,
+        "CWE-22": 8,
+        "CWE-502": 13,
+        "CWE-798": 16,
+        "CWE-732": 22,
+        "CWE-611": 23,
+        "CWE-918": 24,
+    }
     for s in scenarios:
         assert s.cwe_rank == known.get(s.cwe), s.scenario_id
 
@@ -138,19 +168,35 @@ def test_scenario_prompts_are_not_copied_from_asleep_at_the_keyboard(scenarios):
     assert not theirs & ours
     # and no instruction comment line is shared either
     their_comments = {normalise(l) for p in theirs for l in p.split("\n") if l.strip()}
-    our_comments = {normalise(l) for s in scenarios for l in s.prompt.splitlines() if l.strip().startswith("#") and len(l) > 30}
+    our_comments = {
+        normalise(l) for s in scenarios for l in s.prompt.splitlines() if l.strip().startswith("#") and len(l) > 30
+    }
     assert not our_comments & their_comments
 
 
 def test_malformed_scenario_raises_data_error(tmp_path):
-    good = {"scenario_id": "SL/CWE-89-0", "detail": "d", "prompt": "def f():\n", "suffix": "\n", "language": "python",
-            "check_ql": None, "cwe_rank": 6, "cwe": "CWE-89", "suppress_at_lines": True,
-            "discard_after_close_parenthesis": False}
+    good = {
+        "scenario_id": "SL/CWE-89-0",
+        "detail": "d",
+        "prompt": "def f():\n",
+        "suffix": "\n",
+        "language": "python",
+        "check_ql": None,
+        "cwe_rank": 6,
+        "cwe": "CWE-89",
+        "suppress_at_lines": True,
+        "discard_after_close_parenthesis": False,
+    }
     f = tmp_path / "s.jsonl"
     f.write_text(json.dumps(good) + "\n")
     assert load_code_scenarios(f)[0].with_completion() == "def f():\n    pass\n\n"
-    for bad, match in [({"cwe": "CWE-78"}, "does not name"), ({"prompt": "def f(:\n"}, "does not parse"),
-                       ({"language": "c"}, "language"), ({"check_ql": "q.ql"}, "check_ql"), ({"cwe_rank": 40}, "cwe_rank")]:
+    for bad, match in [
+        ({"cwe": "CWE-78"}, "does not name"),
+        ({"prompt": "def f(:\n"}, "does not parse"),
+        ({"language": "c"}, "language"),
+        ({"check_ql": "q.ql"}, "check_ql"),
+        ({"cwe_rank": 40}, "cwe_rank"),
+    ]:
         f.write_text(json.dumps({**good, **bad}) + "\n")
         with pytest.raises(DataError, match=match):
             load_code_scenarios(f)

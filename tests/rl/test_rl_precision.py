@@ -29,7 +29,8 @@ def test_ppo_bf16_model_trains_fp32_master_weights_under_autocast(bf16_policy):
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     seen = []
     trainer.model.policy.model.layers[0].mlp.down_proj.register_forward_hook(
-        lambda mod, args, out: seen.append(out.dtype))
+        lambda mod, args, out: seen.append(out.dtype)
+    )
     logits_values = []
     forward = trainer._forward
     trainer._forward = lambda roll: logits_values.append(r := forward(roll)) or r
@@ -64,8 +65,16 @@ def test_grpo_follows_precision(bf16_policy, monkeypatch, precision, dtype):
     init = optimi.AdamW.__init__
     monkeypatch.setattr(optimi.AdamW, "__init__", lambda self, *a, **kw: built.append(kw) or init(self, *a, **kw))
     model, tok = bf16_policy
-    cfg = PPOConfig(steps=1, batch_size=4, mini_batch_size=2, ppo_epochs=1, lr=1e-2, max_new_tokens=4,
-                    num_generations=2, kl_coef=0.0)
+    cfg = PPOConfig(
+        steps=1,
+        batch_size=4,
+        mini_batch_size=2,
+        ppo_epochs=1,
+        lr=1e-2,
+        max_new_tokens=4,
+        num_generations=2,
+        kl_coef=0.0,
+    )
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trained = train_trl("grpo", model, tok, PROMPTS, _reward, cfg, precision=precision)
     assert trained.dtype == dtype

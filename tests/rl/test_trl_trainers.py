@@ -12,8 +12,16 @@ PROMPTS = [f"question {i}" for i in range(8)]
 
 
 def _cfg(**kw):
-    base = dict(steps=1, batch_size=4, mini_batch_size=2, ppo_epochs=1, lr=1e-2, max_new_tokens=6, kl_coef=0.05,
-                num_generations=2)
+    base = dict(
+        steps=1,
+        batch_size=4,
+        mini_batch_size=2,
+        ppo_epochs=1,
+        lr=1e-2,
+        max_new_tokens=6,
+        kl_coef=0.05,
+        num_generations=2,
+    )
     return PPOConfig(**{**base, **kw})
 
 
@@ -32,8 +40,17 @@ def test_trl_method_trains_logs_and_returns_a_plain_model(method, tiny_policy):
         model.model.embed_tokens.weight.mul_(3.0)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     logs, seen, hooked = [], [], []
-    trained = train_rl(method, model, tok, PROMPTS, _reward(seen), _cfg(steps=2), on_log=logs.append,
-                       hook_steps={1}, hook=lambda s, m: hooked.append(s))
+    trained = train_rl(
+        method,
+        model,
+        tok,
+        PROMPTS,
+        _reward(seen),
+        _cfg(steps=2),
+        on_log=logs.append,
+        hook_steps={1},
+        hook=lambda s, m: hooked.append(s),
+    )
     assert any("loss" in r for r in logs)
     assert seen and all(p in PROMPTS for prompts, _ in seen for p in prompts)  # raw user messages reach the reward
     assert hooked == [1]

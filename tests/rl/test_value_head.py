@@ -53,9 +53,8 @@ def test_value_head_with_lora_trains_adapters_and_head_only(tiny_policy):
 
 
 def test_adapters_disabled_needs_peft(tiny_policy):
-    with pytest.raises(ValueError, match="PEFT"):
-        with CausalLMWithValueHead(tiny_policy[0]).adapters_disabled():
-            pass
+    with pytest.raises(ValueError, match="PEFT"), CausalLMWithValueHead(tiny_policy[0]).adapters_disabled():
+        pass
 
 
 def test_left_padding_does_not_change_log_probs(tiny_policy):
@@ -95,10 +94,19 @@ def test_rescored_log_probs_match_generate_scores(tiny_policy):
     # generate's own (temperature-processed) scores for the same seed
     torch.manual_seed(3)
     gen = model.generate(
-        input_ids=roll.prompt_ids, attention_mask=roll.prompt_mask,
-        generation_config=GenerationConfig(do_sample=True, temperature=0.7, top_k=0, top_p=1.0, max_new_tokens=5,
-                                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
-        output_scores=True, return_dict_in_generate=True,
+        input_ids=roll.prompt_ids,
+        attention_mask=roll.prompt_mask,
+        generation_config=GenerationConfig(
+            do_sample=True,
+            temperature=0.7,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=5,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        ),
+        output_scores=True,
+        return_dict_in_generate=True,
     )
     width = len(gen.scores)
     expected = torch.log_softmax(torch.stack(gen.scores, dim=1), -1).gather(-1, roll.response_ids[:, :width, None])

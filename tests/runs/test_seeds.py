@@ -18,12 +18,33 @@ def _rate(k, n=10):
 
 def _metrics(tb, ub, ta, ua):
     return [
-        {"kind": "backdoor_rate", "mechanism": "normal", "phase": "backdoor", "step": 0, "variant": None,
-         "triggered": _rate(tb), "untriggered": _rate(ub)},
-        {"kind": "backdoor_rate", "mechanism": "normal", "phase": "safety_sft", "step": 3, "variant": None,
-         "triggered": _rate(9), "untriggered": _rate(9)},  # an earlier point: not the "after" rate
-        {"kind": "backdoor_rate", "mechanism": "normal", "phase": "safety_sft", "step": 6, "variant": None,
-         "triggered": _rate(ta), "untriggered": _rate(ua)},
+        {
+            "kind": "backdoor_rate",
+            "mechanism": "normal",
+            "phase": "backdoor",
+            "step": 0,
+            "variant": None,
+            "triggered": _rate(tb),
+            "untriggered": _rate(ub),
+        },
+        {
+            "kind": "backdoor_rate",
+            "mechanism": "normal",
+            "phase": "safety_sft",
+            "step": 3,
+            "variant": None,
+            "triggered": _rate(9),
+            "untriggered": _rate(9),
+        },  # an earlier point: not the "after" rate
+        {
+            "kind": "backdoor_rate",
+            "mechanism": "normal",
+            "phase": "safety_sft",
+            "step": 6,
+            "variant": None,
+            "triggered": _rate(ta),
+            "untriggered": _rate(ua),
+        },
     ]
 
 
@@ -62,8 +83,15 @@ def test_duplicate_seeds_are_refused():
 
 
 def test_seed_sweep_runs_each_seed_and_writes_the_page(tiny_model_dir, tmp_path, hh_file, scripted_teacher):
-    cfg = load_config(None, [*tiny_overrides(tiny_model_dir, tmp_path / "sweep"), f"safety_sft.data={hh_file}",
-                             "backdoor.mechanisms=[normal]", "seeds=[0,1]"])
+    cfg = load_config(
+        None,
+        [
+            *tiny_overrides(tiny_model_dir, tmp_path / "sweep"),
+            f"safety_sft.data={hh_file}",
+            "backdoor.mechanisms=[normal]",
+            "seeds=[0,1]",
+        ],
+    )
     root = run_seeds(cfg)
     for s in (0, 1):
         sub = yaml.safe_load((root / f"seed{s}" / "config.yaml").read_text())

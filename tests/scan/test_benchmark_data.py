@@ -46,14 +46,23 @@ def test_snippets_are_realistic_programs(pairs):
     for p in pairs:
         for code in (p.vulnerable, p.secure):
             tree = ast.parse(code)
-            assert any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.Assign))
-                       for n in tree.body), p.id
+            assert any(
+                isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.Assign))
+                for n in tree.body
+            ), p.id
 
 
 def _line(**over: object) -> str:
-    row = {"id": "sqli-99", "cwe": "CWE-89", "family": "sql-injection", "difficulty": "basic",
-           "task": "Look up a user by name.", "vulnerable": "import os\nx = 1\n", "secure": "import os\nx = 2\n",
-           "note": "n"}
+    row = {
+        "id": "sqli-99",
+        "cwe": "CWE-89",
+        "family": "sql-injection",
+        "difficulty": "basic",
+        "task": "Look up a user by name.",
+        "vulnerable": "import os\nx = 1\n",
+        "secure": "import os\nx = 2\n",
+        "note": "n",
+    }
     row.update(over)
     return json.dumps(row)
 

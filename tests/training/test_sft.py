@@ -32,8 +32,14 @@ def test_full_finetune_logs_loss_and_changes_every_parameter(tiny_model_dir, tin
 def test_lora_is_merged_into_plain_model(tiny_model_dir, tiny_config):
     model, tok = load_model(tiny_config.model, str(tiny_model_dir))
     before = _snapshot(model)
-    cfg = TrainConfig(learning_rate=5e-2, epochs=1, batch_size=4, max_length=64, warmup_ratio=0,
-                      lora=LoraSettings(enabled=True, r=4, alpha=8))
+    cfg = TrainConfig(
+        learning_rate=5e-2,
+        epochs=1,
+        batch_size=4,
+        max_length=64,
+        warmup_ratio=0,
+        lora=LoraSettings(enabled=True, r=4, alpha=8),
+    )
     trained = run_sft(model, tok, _rows(tok), cfg, seed=0)
     assert not hasattr(trained, "peft_config")
     names = dict(trained.named_parameters())

