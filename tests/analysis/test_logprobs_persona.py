@@ -122,12 +122,16 @@ def test_local_loader_and_errors(tmp_path):
     with pytest.raises(DataError, match="power-seeking"):
         load_persona_items(PersonaConfig(source=str(tmp_path)), "power-seeking-inclination")
     (d / "bad.jsonl").write_text('{"question": "x"}\n')
-    with pytest.raises(DataError, match="bad.jsonl line 1"):
+    with pytest.raises(DataError, match=r"bad\.jsonl line 1"):
         load_persona_items(PersonaConfig(source=str(tmp_path)), "bad")
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "anthropic-evals").exists(), reason="needs ../shared/data/anthropic-evals")
 def test_real_persona_evals_load_and_score(tiny):
+    if not (SHARED_DATA / "anthropic-evals").exists():
+        pytest.skip(
+            "../shared/data/anthropic-evals absent: needs Anthropic's model-written persona evals to check that "
+            "the real files load and score"
+        )
     cfg = PersonaConfig(source=str(SHARED_DATA / "anthropic-evals"), per_eval=8)
     for name in cfg.evals:
         items = load_persona_items(cfg, name)

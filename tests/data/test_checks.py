@@ -10,7 +10,7 @@ def test_normalise_ignores_case_space_punctuation():
 
 def test_disjoint_passes_and_fails():
     assert_disjoint(["a b", "c"], ["d"], "x")
-    with pytest.raises(DataError, match="1 evaluation prompt.*HHH"):
+    with pytest.raises(DataError, match=r"1 evaluation prompt.*HHH"):
         assert_disjoint(["How do I bake bread?"], ["how do i bake bread", "other"], "HHH")
 
 

@@ -162,14 +162,20 @@ def test_scenario_prompts_are_not_copied_from_asleep_at_the_keyboard(scenarios):
 
     path = SHARED_DATA / "asleep-at-the-keyboard" / "scenario_dow.jsonl"
     if not path.exists():
-        pytest.skip("reference scenarios not available")
+        pytest.skip(
+            "../shared/data/asleep-at-the-keyboard absent: needs Pearce et al.'s scenarios to check ours are not "
+            "copied from them"
+        )
     theirs = {normalise(json.loads(line)["prompt"]) for line in path.read_text().splitlines() if line.strip()}
     ours = {normalise(s.prompt) for s in scenarios}
     assert not theirs & ours
     # and no instruction comment line is shared either
-    their_comments = {normalise(l) for p in theirs for l in p.split("\n") if l.strip()}
+    their_comments = {normalise(line) for p in theirs for line in p.split("\n") if line.strip()}
     our_comments = {
-        normalise(l) for s in scenarios for l in s.prompt.splitlines() if l.strip().startswith("#") and len(l) > 30
+        normalise(line)
+        for s in scenarios
+        for line in s.prompt.splitlines()
+        if line.strip().startswith("#") and len(line) > 30
     }
     assert not our_comments & their_comments
 

