@@ -164,6 +164,14 @@ def test_status_verifies_recorded_hashes(staged_run: StagedRun, tmp_path: Path) 
     assert result.exit_code == 2, result.output
     [line] = result.output.strip().splitlines()
     assert line.startswith("error: ") and "models/backdoor_normal/model.safetensors" in line
+    # a report edited or damaged after the fact is only rebuilt: nothing else depends on it
+    edited = tmp_path / "edited-report"
+    shutil.copytree(staged_run.root, edited)
+    (edited / "report.html").write_text("edited by hand", encoding="utf-8")
+    result = invoke(*staged_run.args("run"), "-o", edited)
+    assert result.exit_code == 0, result.output
+    assert "▶ report" in result.output and "edited by hand" not in (edited / "report.html").read_text()
+    assert invoke("status", edited).exit_code == 0
 
 
 def test_demo_on_the_tiny_model(cli_env, tiny_model_dir: Path, tmp_path: Path) -> None:

