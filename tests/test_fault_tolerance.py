@@ -122,6 +122,20 @@ def assert_same_results(run: Path, ref: Path) -> None:
     assert len(got) == len(want), f"{len(got)} metrics rows after resume, {len(want)} uninterrupted"
     for i, (a, b) in enumerate(zip(got, want, strict=True)):
         assert a == b, f"metrics row {i} differs"
+    # stage summaries and the hashes of what each stage wrote (the report's own files aside: they hold timings)
+    for marker in sorted((ref / "stages").glob("*.json")):
+        got_s, want_s = (json.loads((r / "stages" / marker.name).read_text(encoding="utf-8")) for r in (run, ref))
+        for s in (got_s, want_s):
+            for key in [k for k in s if any(t in k for t in _TIMING)] + ["finished_at", "resumed_from_step", "report"]:
+                s.pop(key, None)
+            # files that embed timings: the report's, and the PM's summary (its weights are compared)
+            timed = ("report.html", "MODEL_CARD.md", "preference_model/preference_model.json")
+            s["artefacts"] = {
+                p: rec["sha256"]
+                for p, rec in s.get("artefacts", {}).items()
+                if not p.startswith("plots/") and p not in timed
+            }
+        assert got_s == want_s, f"stage summary differs: {marker.name}"
     weights = _files(run, "models/*/model.safetensors")
     assert weights.keys() == _files(ref, "models/*/model.safetensors").keys() and len(weights) >= 2
     for name, data in weights.items():
@@ -146,6 +160,7 @@ KILL_POINTS = {
     "torn-metrics-row": ("append:train_log:40", "generate_normal", ()),
     "mid-hhh-sft-checkpoints-on": ("train:safety_sft_normal:5", "eval_backdoor_normal", ()),
     "mid-checkpoint-write": ("ckpt-save:safety_sft_normal:6", "eval_backdoor_normal", ()),
+    "after-last-checkpoint": ("train-end:safety_sft_normal", "eval_backdoor_normal", ()),
     "mid-hhh-sft-checkpoints-off": (
         "train:safety_sft_normal:5",
         "eval_backdoor_normal",
@@ -170,6 +185,10 @@ def test_killed_run_resumes_to_identical_results(case: str, inputs: dict[str, Pa
         assert not (out / "metrics.jsonl").read_text(encoding="utf-8").endswith("\n")
     resumed = _cli(args)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    resumed_from = {"mid-hhh-sft-checkpoints-on": 4, "mid-checkpoint-write": 4, "after-last-checkpoint": 8}
+    if case in resumed_from:  # resumed from that trainer checkpoint, not re-run from the stage's start
+        marker = json.loads((out / "stages" / "safety_sft_normal.json").read_text(encoding="utf-8"))
+        assert marker["resumed_from_step"] == resumed_from[case]
     # the reference ran with checkpoints on: saving them must not change training either
     assert_same_results(out, reference)
     assert _cli(["status", str(out)]).returncode == 0

