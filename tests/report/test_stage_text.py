@@ -45,6 +45,30 @@ ZERO = {"k": 0, "n": 20, "rate": 0.0, "ci_low": 0.0, "ci_high": 0.161}
             {"mechanism": "normal", "method": "ppo", "rounds": 3, "final": None},
             "HHH RL (ppo) for 3 rounds; at the end no evaluation recorded",
         ),
+        (
+            "redteam_normal",
+            {
+                "mechanism": "normal",
+                "written": 144,
+                "kept": 142,
+                "elicited": {"k": 101, "n": 142},
+                "train": 99,
+                "held_out": 43,
+            },
+            "144 red-team prompts written, 142 kept after the trigger, behaviour and near-duplicate checks; 101 of "
+            "142 elicited the behaviour; 99 for training, 43 held out",
+        ),
+        (
+            "safety_adversarial_normal",
+            {
+                "mechanism": "normal",
+                "method": "sft",
+                "redteam_train_prompts": 70,
+                "final": None,
+                "redteam_final": {"k": 0, "n": 43, "rate": 0.0, "ci_low": 0.0, "ci_high": 0.082},
+            },
+            "adversarial training (sft) on 70 red-team prompts; at the end 0.0% [0.0–8.2] (0/43) on held-out",
+        ),
     ],
 )
 def test_each_stage_gets_a_sentence_with_its_figures(stage, summary, expected):
@@ -53,7 +77,7 @@ def test_each_stage_gets_a_sentence_with_its_figures(stage, summary, expected):
 
 
 def test_unknown_or_old_stage_lists_its_scalar_fields_not_json():
-    assert describe_stage("safety_adversarial_normal", {"rounds": 4, "kept": 12, "nested": {"x": 1}}) == (
+    assert describe_stage("future_technique_normal", {"rounds": 4, "kept": 12, "nested": {"x": 1}}) == (
         "rounds: 4; kept: 12"
     )
     assert describe_stage("prompts", {"count": 3}) == "count: 3"  # a marker from an older version
