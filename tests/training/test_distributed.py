@@ -263,3 +263,12 @@ def test_input_the_workers_refuse_is_raised_as_itself(tiny_model_dir, tiny_confi
     with pytest.raises(DataError, match=r"raise train\.max_length"):
         run_sft(model, tok, _rows(tok), cfg, seed=0, work_dir=tmp_path / "work")
     assert [p.name for p in (tmp_path / "work" / "ddp-job").iterdir()] == ["launch.log"]
+
+
+def test_workers_trust_remote_code_only_for_a_model_of_remote_code(tiny_model_dir, tiny_config):
+    model, _ = load_model(tiny_config.model, str(tiny_model_dir))
+    model.config.auto_map = {"AutoModelForCausalLM": "evil.Model"}  # a config's claim alone is not trust
+    assert not ddp.runs_remote_code(model)
+    custom = type("RepoModel", (type(model),), {"__module__": "transformers_modules.some_repo.modeling"})
+    model.__class__ = custom
+    assert ddp.runs_remote_code(model)
