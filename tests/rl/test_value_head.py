@@ -116,3 +116,27 @@ def test_rescored_log_probs_match_generate_scores(tiny_policy):
         logp = pm.logprobs_from_logits(response_slice(logits, roll.prompt_ids.shape[1]) / 0.7, roll.response_ids)
     real = roll.response_mask[:, :width].bool()
     torch.testing.assert_close(logp[:, :width][real], expected.squeeze(-1)[real], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_response_only_forward_equals_slicing_the_full_one(tiny_policy, lora):
+    """With prompt_width, the head runs on the R response positions only, and gives the full forward's slice."""
+    model, tok = tiny_policy
+    if lora:
+        model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    wrapped = CausalLMWithValueHead(model).eval()
+    torch.nn.init.normal_(wrapped.v_head.weight)  # non-zero values, so the comparison means something
+    prompts = [render_prompt(tok, "hello"), render_prompt(tok, "a longer question about plants")]
+    roll = sample_responses(model, tok, prompts, max_new_tokens=5, temperature=1.0, top_k=0, top_p=1.0, seed=1)
+    width = roll.prompt_ids.shape[1]
+    rows: list[int] = []
+    head = model.get_output_embeddings()
+    hook = head.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[1]))
+    with torch.no_grad():
+        full_logits, full_values = wrapped(roll.input_ids, roll.attention_mask)
+        logits, values = wrapped(roll.input_ids, roll.attention_mask, prompt_width=width)
+    hook.remove()
+    assert rows == [roll.input_ids.shape[1], roll.response_ids.shape[1]]  # the second call projected R positions
+    torch.testing.assert_close(logits, response_slice(full_logits, width), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(values, response_slice(full_values, width), rtol=1e-5, atol=1e-6)
+    assert values.abs().sum() > 0
