@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from child import run_child
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -82,12 +81,7 @@ def run_variant(variant: str, rounds: int) -> dict[str, Any]:
 
 
 def _child(variant: str, rounds: int) -> dict[str, Any]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, __file__, "--child", variant, "--rounds", str(rounds)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return run_child(__file__, variant, "--rounds", str(rounds))
 
 
 def main() -> None:

@@ -31,15 +31,14 @@ import argparse
 import itertools
 import json
 import math
-import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from child import run_child
 
 HERE = Path(__file__).resolve().parent
 ROWS = HERE / "data" / "demo_backdoor_rows.jsonl"
@@ -219,14 +218,7 @@ def _plain_loop(model: Any, tok: Any, rows: list[dict[str, str]], steps: int, st
 
 
 def _child(variant: str, n_rows: int, device: str, big: bool) -> dict[str, Any]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, __file__, "--child", variant, "--rows", str(n_rows), "--device", device]
-    if big:
-        cmd.append("--big")
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return run_child(__file__, variant, "--rows", str(n_rows), "--device", device, *(["--big"] if big else []))
 
 
 def main() -> None:
